@@ -1,0 +1,4 @@
+"""The complaints engine: definitions, instances, tasks, timers, calendar, sandbox.
+
+Nothing in this package imports Flask.
+"""

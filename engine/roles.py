@@ -1,0 +1,33 @@
+"""Roles of the interface, and how BPMN lanes map onto them."""
+
+from __future__ import annotations
+
+import re
+
+ROLES: tuple[str, ...] = (
+    "staff",
+    "operations_director",
+    "complaint_owner",
+    "quality_manager",
+    "information_security_officer",
+    "senior_management",
+    "process_owner",
+    "admin",
+    "auditor",
+)
+
+#: Tasks in this lane go to the user named in the case's ``owner`` field.
+COMPLAINT_OWNER_ROLE = "complaint_owner"
+
+
+def normalise_lane(name: str | None) -> str | None:
+    """Lane "Quality Manager" -> "quality_manager"; None for an empty lane name."""
+    if not name or not name.strip():
+        return None
+    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
+
+
+def role_for_lane(name: str | None) -> str | None:
+    """The role a lane gives its tasks to, or None when the lane names no known role."""
+    role = normalise_lane(name)
+    return role if role in ROLES else None
