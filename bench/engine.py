@@ -1,0 +1,116 @@
+"""Benchmark: the durable engine against bare SpiffWorkflow in memory.
+
+Runs the same complaint-like process (7 user tasks, a gateway, a boundary timer)
+N times from start to end:
+  (a) bare SpiffWorkflow in memory (same sandboxed script engine);
+  (b) through the durable engine on a SQLite file, one committed transaction per
+      user task (start, then every completion), listing the ready tasks by SQL.
+Prints instances per second for each and the ratio b/a (target: >= 0.5).
+
+    .venv/bin/python bench/engine.py [-n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
+from SpiffWorkflow.task import TaskState  # noqa: E402
+from sqlalchemy import create_engine, select  # noqa: E402
+
+from engine import clock, instances, migrate, runtime  # noqa: E402
+from engine.audit import Actor  # noqa: E402
+from engine.calendar import calendar_from_settings, iso  # noqa: E402
+from engine.db import get_engine, unit_of_work  # noqa: E402
+from engine.deploy import deploy_directory  # noqa: E402
+from engine.models import HumanTask  # noqa: E402
+from engine.roles import ROLES  # noqa: E402
+from engine.spiff import new_parser  # noqa: E402
+
+PROCESS_DIR = ROOT / "tests" / "fixtures" / "engine"
+PROCESS_ID = "complaint_like"
+# Received now, so that the 10-business-day boundary timer stays in the future.
+START_DATA = {"received_at": iso(clock.now()), "owner": "bench"}
+FORM_DATA = {"log": {"summary": "Late delivery"}, "classify": {"classification": "major"}}
+ACTOR = Actor("bench", frozenset(ROLES))
+
+
+def run_in_memory(n: int) -> float:
+    parser = new_parser()
+    parser.add_bpmn_file(str(PROCESS_DIR / "complaint_like.bpmn"))
+    spec = parser.get_spec(PROCESS_ID)
+    subprocess_specs = parser.get_subprocess_specs(PROCESS_ID)
+    calendar = calendar_from_settings()
+    started = time.perf_counter()
+    for _ in range(n):
+        workflow = BpmnWorkflow(spec, subprocess_specs,
+                                script_engine=runtime.script_engine_for(calendar))
+        for task in workflow.get_tasks(state=TaskState.READY):
+            task.set_data(**START_DATA)
+        workflow.do_engine_steps()
+        while not workflow.is_completed():
+            ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+            task = ready[0]
+            task.set_data(**FORM_DATA.get(task.task_spec.name, {}))
+            task.run()
+            workflow.refresh_timers()
+            workflow.do_engine_steps()
+    return time.perf_counter() - started
+
+
+def run_durable(n: int, db_path: Path) -> float:
+    url = f"sqlite:///{db_path}"
+    migrate.upgrade(create_engine(url))
+    engine = get_engine(url)
+    with unit_of_work(engine) as uow:
+        result = deploy_directory(uow.session, PROCESS_DIR, ACTOR)
+        assert result.ok, result.problems
+    started = time.perf_counter()
+    for _ in range(n):
+        with unit_of_work(engine) as uow:
+            instance_id = instances.start_instance(uow, PROCESS_ID, START_DATA, ACTOR).id
+        while True:
+            with unit_of_work(engine, write=False) as uow:
+                row = uow.session.execute(
+                    select(HumanTask.id, HumanTask.bpmn_id)
+                    .where(HumanTask.instance_id == instance_id, HumanTask.state == "ready")
+                    .limit(1)
+                ).first()
+            if row is None:
+                break
+            with unit_of_work(engine) as uow:
+                instances.complete_task(uow, row.id, FORM_DATA.get(row.bpmn_id, {}), ACTOR)
+    elapsed = time.perf_counter() - started
+    with unit_of_work(engine, write=False) as uow:
+        open_tasks = uow.session.scalar(
+            select(HumanTask.id).where(HumanTask.state == "ready").limit(1))
+        assert open_tasks is None, "an instance did not finish"
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="instances per run")
+    args = parser.parse_args()
+    run_in_memory(20)  # warm up imports and caches
+    memory = run_in_memory(args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        durable = run_durable(args.n, Path(tmp) / "bench.db")
+    a = args.n / memory
+    b = args.n / durable
+    print(f"instances: {args.n} (7 user tasks each on the major path)")
+    print(f"(a) bare SpiffWorkflow in memory: {a:8.1f} instances/s")
+    print(f"(b) durable engine, SQLite file:  {b:8.1f} instances/s "
+          f"({args.n * 8} commits)")
+    print(f"ratio b/a: {b / a:.2f} (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The audit trail: append-only events written in the transaction of what they record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import clock
+from engine.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: a user with roles, or the system (worker, deploy)."""
+
+    username: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    address: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+SYSTEM = Actor("system", frozenset({"admin"}))
+
+
+def record(
+    session: Session,
+    actor: Actor | None,
+    action: str,
+    *,
+    instance_id: int | None = None,
+    task_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        at=clock.now(),
+        actor=actor.username if actor else None,
+        address=actor.address if actor else None,
+        action=action,
+        instance_id=instance_id,
+        task_id=task_id,
+        details=details or {},
+    )
+    session.add(event)
+    return event

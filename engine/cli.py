@@ -1,0 +1,161 @@
+"""The ``complaints`` command (see shared/interface.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from engine import migrate
+from engine.audit import Actor
+from engine.db import get_engine, unit_of_work
+from engine.errors import EngineError
+from engine.settings import PROJECT_ROOT
+
+CLI_ACTOR = Actor("cli", frozenset({"admin", "process_owner"}))
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    migrate.upgrade(get_engine())
+    print("database schema is up to date")
+    return 0
+
+
+def _definitions_deploy(args: argparse.Namespace) -> int:
+    from engine.deploy import deploy_directory
+
+    directory = Path(args.dir or PROJECT_ROOT / "processes")
+    if not directory.is_dir():
+        print(f"{directory}: no such directory", file=sys.stderr)
+        return 1
+    with unit_of_work() as uow:
+        result = deploy_directory(uow.session, directory, CLI_ACTOR, args.note)
+    if not result.ok:
+        for problem in result.problems:
+            print(problem)
+        print(f"{len(result.problems)} problem(s): nothing was deployed", file=sys.stderr)
+        return 1
+    for deployed in result.deployed:
+        print(deployed)
+    return 0
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from engine.users import create_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        with unit_of_work() as uow:
+            create_user(uow.session, args.username, password, args.role, args.email, CLI_ACTOR)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created user {args.username} ({', '.join(sorted(args.role))})")
+    return 0
+
+
+def _tokens_create(args: argparse.Namespace) -> int:
+    from engine.users import create_token
+
+    try:
+        with unit_of_work() as uow:
+            token = create_token(uow.session, args.username, CLI_ACTOR)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    argv = [str(gunicorn), "--bind", args.bind, "--workers", str(args.workers),
+            "--access-logfile", "-", "--chdir", str(PROJECT_ROOT), "web.wsgi:app"]
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from engine import worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    engine = get_engine()
+    if args.once:
+        count = worker.run_once(engine)
+        print(f"processed {count} due instance(s)")
+        return 0
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    try:
+        worker.run_forever(engine, should_stop=lambda: bool(stop))
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo_users(args: argparse.Namespace) -> int:
+    from engine.demo import ensure_demo_users
+
+    with unit_of_work() as uow:
+        lines = ensure_demo_users(uow.session, CLI_ACTOR)
+    print("Demo users (sign in at http://127.0.0.1:8000/login):")
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="complaints", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=_db_upgrade)
+
+    definitions = sub.add_parser("definitions", help="BPMN process definitions")
+    dsub = definitions.add_subparsers(dest="definitions", required=True)
+    deploy = dsub.add_parser("deploy", help="validate and deploy BPMN/DMN files")
+    deploy.add_argument("dir", nargs="?", help="directory (default: processes/)")
+    deploy.add_argument("--note", help="change note: what changed in the policy and why")
+    deploy.set_defaults(func=_definitions_deploy)
+
+    users = sub.add_parser("users", help="user accounts")
+    usub = users.add_subparsers(dest="users", required=True)
+    create = usub.add_parser("create", help="create a user; password on standard input")
+    create.add_argument("username")
+    create.add_argument("--role", action="append", required=True)
+    create.add_argument("--email")
+    create.set_defaults(func=_users_create)
+
+    tokens = sub.add_parser("tokens", help="API bearer tokens")
+    tsub = tokens.add_subparsers(dest="tokens", required=True)
+    tcreate = tsub.add_parser("create", help="print a new token for a user")
+    tcreate.add_argument("username")
+    tcreate.set_defaults(func=_tokens_create)
+
+    serve = sub.add_parser("serve", help="run the web application under gunicorn")
+    serve.add_argument("--bind", default="127.0.0.1:8000")
+    serve.add_argument("--workers", type=int, default=2)
+    serve.set_defaults(func=_serve)
+
+    work = sub.add_parser("worker", help="fire due timers and send queued mail")
+    work.add_argument("--once", action="store_true", help="handle what is due now and exit")
+    work.set_defaults(func=_worker)
+
+    demo = sub.add_parser("demo-users", help="create the demo users (unless they exist)")
+    demo.set_defaults(func=_demo_users)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Database engines and the unit of work.
+
+One unit of work is one transaction. On SQLite a writing unit of work starts with
+``BEGIN IMMEDIATE`` so that concurrent writers queue on the database lock (WAL mode
+keeps readers unblocked) instead of failing half-way with "database is locked"; on
+PostgreSQL writers lock the instance row they change (``SELECT ... FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC
+from pathlib import Path
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import TypeDecorator
+
+from engine import settings
+from engine.errors import Conflict
+
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on every database (SQLite has no zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored: give it a time zone")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The shared SQLAlchemy engine for ``url`` (default: the configured database)."""
+    url = url or settings.load().database_url
+    with _LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _create(url)
+            _ENGINES[url] = engine
+        return engine
+
+
+def dispose_all() -> None:
+    with _LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+
+
+def _create(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record):
+            # Let SQLAlchemy, not pysqlite, emit BEGIN (see _sqlite_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class UnitOfWork:
+    """A session in one transaction, with callbacks run only after a successful commit."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._after_commit: list[Callable[[], None]] = []
+        self._after_rollback: list[Callable[[], None]] = []
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        self._after_commit.append(fn)
+
+    def after_rollback(self, fn: Callable[[], None]) -> None:
+        self._after_rollback.append(fn)
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+
+@contextlib.contextmanager
+def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterator[UnitOfWork]:
+    """Open a transaction; commit on success, roll back on any exception."""
+    engine = engine or get_engine()
+    session = sessionmaker(bind=engine, expire_on_commit=False)()
+    if write and is_sqlite(engine):
+        session.connection(execution_options={"sqlite_immediate": True})
+    uow = UnitOfWork(session)
+    try:
+        yield uow
+        session.commit()
+    except StaleDataError:
+        session.rollback()
+        for fn in uow._after_rollback:
+            fn()
+        raise Conflict(
+            "the record was changed by someone else meanwhile; reload and retry"
+        ) from None
+    except BaseException:
+        session.rollback()
+        for fn in uow._after_rollback:
+            fn()
+        raise
+    finally:
+        session.close()
+    for fn in uow._after_commit:
+        fn()
+

@@ -1,0 +1,65 @@
+"""Task forms: JSON Schemas versioned with their definition, and checking data against them."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from engine.errors import InvalidData
+
+FORMS_PREFIX = "forms/"
+
+
+def form_source_key(form_name: str) -> str:
+    return FORMS_PREFIX + form_name
+
+
+@functools.lru_cache(maxsize=512)
+def _validator(schema_text: str) -> Draft202012Validator:
+    schema = json.loads(schema_text)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def form_schema(sources: dict[str, str], form_name: str | None) -> dict[str, Any] | None:
+    if not form_name:
+        return None
+    text = sources.get(form_source_key(form_name))
+    return json.loads(text) if text is not None else None
+
+
+def check_form_data(sources: dict[str, str], form_name: str | None, data: dict[str, Any]) -> None:
+    """Raise InvalidData (with per-field messages) unless ``data`` satisfies the task's form.
+
+    A task without a form accepts no data, and a form accepts only the fields it
+    declares: a request cannot set case variables that the form does not offer.
+    """
+    if not isinstance(data, dict):
+        raise InvalidData("the task data must be an object of field values")
+    if not form_name:
+        if data:
+            raise InvalidData(
+                "this task has no form, so it takes no data",
+                {key: ["this task has no such field"] for key in data},
+            )
+        return
+    text = sources.get(form_source_key(form_name))
+    if text is None:
+        raise InvalidData(f"the form {form_name!r} is missing from this definition version")
+    validator = _validator(text)
+    declared = set(validator.schema.get("properties", {}))
+    fields: dict[str, list[str]] = {}
+    for key in data:
+        if key not in declared:
+            fields.setdefault(key, []).append("this form has no such field")
+    for error in validator.iter_errors(data):
+        if error.validator == "required":
+            missing = error.message.split("'")[1] if "'" in error.message else "?"
+            fields.setdefault(missing, []).append("this field is required")
+            continue
+        path = ".".join(str(p) for p in error.absolute_path) or "_form"
+        fields.setdefault(path, []).append(error.message)
+    if fields:
+        raise InvalidData("the form has errors", fields)

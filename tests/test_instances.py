@@ -1,0 +1,316 @@
+"""The durable engine: start, complete, projections, versions, timers, errors, conflicts.
+
+Every test runs on SQLite and (when configured) on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from SpiffWorkflow.task import TaskState
+from sqlalchemy import func, select
+
+from engine import instances, runtime, spiff, worker
+from engine.audit import Actor
+from engine.calendar import BusinessCalendar, iso
+from engine.db import unit_of_work
+from engine.deploy import deploy_directory
+from engine.errors import Conflict, Forbidden, InvalidData, NotFound
+from engine.models import AuditEvent, HumanTask, ProcessInstance
+from engine.roles import ROLES
+
+from .conftest import FIXTURES
+
+STAFF = Actor("sam", frozenset({"staff"}))
+QM = Actor("quinn", frozenset({"staff", "quality_manager"}))
+OWNER = Actor("owen", frozenset({"staff", "complaint_owner"}))
+EVERYONE = Actor("root", frozenset(ROLES))
+
+
+def deploy(db, directory: Path, note: str | None = None):
+    with unit_of_work(db) as uow:
+        result = deploy_directory(uow.session, directory, EVERYONE, note)
+    assert result.ok, [str(p) for p in result.problems]
+    return result
+
+
+def start(db, manual_clock, process_id="complaint_like", **data):
+    base = {"received_at": iso(manual_clock.now()), "owner": "owen"}
+    base.update(data)
+    with unit_of_work(db) as uow:
+        return instances.start_instance(uow, process_id, base, STAFF).id
+
+
+def ready(db, instance_id):
+    with unit_of_work(db, write=False) as uow:
+        return uow.session.scalars(
+            select(HumanTask)
+            .where(HumanTask.instance_id == instance_id, HumanTask.state == "ready")
+            .order_by(HumanTask.created_at, HumanTask.bpmn_id)
+        ).all()
+
+
+def load(db, instance_id) -> ProcessInstance:
+    with unit_of_work(db, write=False) as uow:
+        return uow.session.get(ProcessInstance, instance_id)
+
+
+def complete(db, instance_id, bpmn_id, data=None, actor=EVERYONE):
+    task = next(t for t in ready(db, instance_id) if t.bpmn_id == bpmn_id)
+    with unit_of_work(db) as uow:
+        instances.complete_task(uow, task.id, data or {}, actor)
+    return task
+
+
+def audit_actions(db, instance_id):
+    with unit_of_work(db, write=False) as uow:
+        return uow.session.scalars(
+            select(AuditEvent.action).where(AuditEvent.instance_id == instance_id)
+            .order_by(AuditEvent.id)
+        ).all()
+
+
+@pytest.fixture
+def deployed(db):
+    deploy(db, FIXTURES / "engine")
+    return db
+
+
+def test_start_projects_first_user_task_and_stores_state_without_spec(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    tasks = ready(deployed, instance_id)
+    assert [(t.bpmn_id, t.title, t.role, t.assignee) for t in tasks] == [
+        ("log", "Log the complaint", "staff", None)
+    ]
+    instance = load(deployed, instance_id)
+    assert instance.status == instances.RUNNING
+    state = json.loads(instance.state)
+    assert "spec" not in state and "subprocess_specs" not in state
+    assert len(instance.state) < len(instance.definition.specs_json)
+
+
+def test_completing_tasks_walks_the_process_to_the_end_with_audit_trail(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "Parcel arrived broken"})
+    complete(deployed, instance_id, "acknowledge")
+    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    assert [t.bpmn_id for t in ready(deployed, instance_id)] == ["investigate"]
+    complete(deployed, instance_id, "investigate", actor=OWNER)
+    complete(deployed, instance_id, "resolve", actor=OWNER)
+    complete(deployed, instance_id, "close", actor=QM)
+    instance = load(deployed, instance_id)
+    assert instance.status == instances.COMPLETE
+    assert instance.next_due_at is None
+    actions = audit_actions(deployed, instance_id)
+    assert actions[0] == "instance_started"
+    assert actions.count("task_completed") == 6
+    assert actions[-1] == "instance_completed"
+
+
+def test_gateway_sends_major_complaints_to_quality_manager(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "s"})
+    complete(deployed, instance_id, "acknowledge")
+    complete(deployed, instance_id, "classify", {"classification": "major"})
+    [task] = ready(deployed, instance_id)
+    assert (task.bpmn_id, task.role) == ("qm_review", "quality_manager")
+
+
+def test_complaint_owner_lane_assigns_task_to_case_owner(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock, owner="owen")
+    complete(deployed, instance_id, "log", {"summary": "s"})
+    complete(deployed, instance_id, "acknowledge")
+    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    [task] = ready(deployed, instance_id)
+    assert (task.role, task.assignee) == ("complaint_owner", "owen")
+    other_owner = Actor("olga", frozenset({"complaint_owner"}))
+    with pytest.raises(Forbidden), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {}, other_owner)
+
+
+def test_task_due_time_comes_from_due_at_property(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "s"})
+    complete(deployed, instance_id, "acknowledge")
+    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    [task] = ready(deployed, instance_id)
+    expected = BusinessCalendar().add_business_days(manual_clock.now(), 10)
+    assert task.due_at == expected
+
+
+def test_invalid_form_data_is_refused_and_changes_nothing(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    before = load(deployed, instance_id)
+    [task] = ready(deployed, instance_id)
+    with pytest.raises(InvalidData) as caught, unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"summary": "", "owner": "mallory"}, STAFF)
+    assert set(caught.value.fields) == {"summary", "owner"}
+    after = load(deployed, instance_id)
+    assert (after.lock_version, after.state) == (before.lock_version, before.state)
+    assert [t.id for t in ready(deployed, instance_id)] == [task.id]
+
+
+def test_task_without_form_takes_no_data(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "s"})
+    [task] = ready(deployed, instance_id)
+    with pytest.raises(InvalidData) as caught, unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"classification": "major"}, STAFF)
+    assert "classification" in caught.value.fields
+
+
+def test_completing_a_task_twice_is_a_conflict(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    task = complete(deployed, instance_id, "log", {"summary": "s"})
+    with pytest.raises(Conflict, match="no longer ready"), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"summary": "again"}, STAFF)
+
+
+def test_unknown_task_is_not_found(deployed):
+    with pytest.raises(NotFound), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, "00000000-0000-0000-0000-000000000000", {}, STAFF)
+    with pytest.raises(NotFound), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, "not-a-uuid", {}, STAFF)
+
+
+def test_role_that_may_not_work_on_task_is_forbidden(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    [task] = ready(deployed, instance_id)
+    outsider = Actor("aud", frozenset({"auditor"}))
+    with pytest.raises(Forbidden), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"summary": "s"}, outsider)
+
+
+def test_task_claimed_by_someone_else_cannot_be_completed(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    [task] = ready(deployed, instance_id)
+    with unit_of_work(deployed) as uow:
+        instances.claim_task(uow, task.id, STAFF)
+    other = Actor("sue", frozenset({"staff"}))
+    with pytest.raises(Conflict, match="claimed by sam"), unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"summary": "s"}, other)
+
+
+def test_running_instance_stays_on_its_version_after_new_deploy(deployed, manual_clock, tmp_path):
+    old_id = start(deployed, manual_clock)
+    changed = tmp_path / "v2"
+    (changed / "forms").mkdir(parents=True)
+    source = (FIXTURES / "engine" / "complaint_like.bpmn").read_text()
+    (changed / "complaint_like.bpmn").write_text(
+        source.replace('name="Acknowledge"', 'name="Acknowledge receipt"'))
+    for form in (FIXTURES / "engine" / "forms").iterdir():
+        (changed / "forms" / form.name).write_text(form.read_text())
+    result = deploy(deployed, changed, "rename acknowledgement task")
+    assert [(d.process_id, d.version, d.changed) for d in result.deployed] == [
+        ("complaint_like", 2, True)]
+    new_id = start(deployed, manual_clock)
+    for instance_id in (old_id, new_id):
+        complete(deployed, instance_id, "log", {"summary": "s"})
+    assert [t.title for t in ready(deployed, old_id)] == ["Acknowledge"]
+    assert [t.title for t in ready(deployed, new_id)] == ["Acknowledge receipt"]
+    assert load(deployed, old_id).definition.version == 1
+    assert load(deployed, new_id).definition.version == 2
+
+
+def test_deploying_unchanged_files_deploys_nothing(deployed):
+    result = deploy(deployed, FIXTURES / "engine")
+    assert [str(d) for d in result.deployed] == ["complaint_like unchanged"]
+
+
+def test_boundary_timer_sets_next_due_and_fires_when_due(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "s"})
+    complete(deployed, instance_id, "acknowledge")
+    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    due = BusinessCalendar().add_business_days(manual_clock.now(), 10)
+    assert load(deployed, instance_id).next_due_at == due
+    assert worker.run_once(deployed) == 0
+    manual_clock.set(due + timedelta(seconds=1))
+    assert worker.run_once(deployed) == 1
+    tasks = {t.bpmn_id for t in ready(deployed, instance_id)}
+    assert tasks == {"investigate", "chase"}  # non-interrupting: the task stays open
+    assert load(deployed, instance_id).next_due_at is None
+    assert worker.run_once(deployed) == 0
+
+
+def test_failing_script_leaves_loadable_instance_in_error(db, manual_clock):
+    deploy(db, FIXTURES / "engine_error")
+    with unit_of_work(db) as uow:
+        instance_id = instances.start_instance(uow, "failing_script", {"divisor": 0}, STAFF).id
+    complete(db, instance_id, "enter")
+    instance = load(db, instance_id)
+    assert instance.status == instances.ERROR
+    assert instance.error_task_bpmn_id == "divide"
+    assert "division by zero" in instance.error_message
+    assert "Divide by zero" in instance.error_message
+    runtime.clear_caches()
+    spec, subs = spiff.loads_specs(instance.definition.specs_json)
+    workflow = spiff.loads_state(instance.state, spec, subs)
+    assert [t.task_spec.name for t in workflow.get_tasks(state=TaskState.ERROR)] == ["divide"]
+    assert ready(db, instance_id) == []
+    assert "instance_error" in audit_actions(db, instance_id)
+
+
+def test_stale_version_is_a_conflict_not_a_lost_update(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    [task] = ready(deployed, instance_id)
+    stale = load(deployed, instance_id)
+    # Another transaction commits a change of the same instance meanwhile.
+    with unit_of_work(deployed) as other:
+        instances.complete_task(other, task.id, {"summary": "s"}, STAFF)
+    with pytest.raises(Conflict), unit_of_work(deployed) as uow:
+        uow.session.add(stale)
+        stale.status = "suspended"
+        uow.session.flush()
+
+
+def _race(db, task_id, actors):
+    results: list[object] = []
+    barrier = threading.Barrier(len(actors))
+
+    def attempt(actor):
+        barrier.wait()
+        try:
+            with unit_of_work(db) as uow:
+                instances.complete_task(uow, task_id, {"summary": actor.username}, actor)
+            results.append("ok")
+        except Conflict as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(a,)) for a in actors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_concurrent_completions_give_one_success_and_one_conflict(deployed, manual_clock):
+    for _ in range(3):
+        instance_id = start(deployed, manual_clock)
+        [task] = ready(deployed, instance_id)
+        runtime.clear_caches()  # both threads must load from the database
+        actors = [Actor("sam", frozenset({"staff"})), Actor("sue", frozenset({"staff"}))]
+        results = _race(deployed, task.id, actors)
+        assert sorted(map(type, results), key=str) == sorted([str, Conflict], key=str), results
+        with unit_of_work(deployed, write=False) as uow:
+            completed = uow.session.scalar(
+                select(func.count()).select_from(AuditEvent).where(
+                    AuditEvent.instance_id == instance_id, AuditEvent.action == "task_completed"))
+        assert completed == 1
+        assert [t.bpmn_id for t in ready(deployed, instance_id)] == ["acknowledge"]
+
+
+def test_listing_tasks_never_deserializes_a_workflow(deployed, manual_clock, monkeypatch):
+    instance_id = start(deployed, manual_clock)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a listing deserialized a workflow")
+
+    monkeypatch.setattr(spiff, "loads_state", forbidden)
+    monkeypatch.setattr(runtime, "load_workflow", forbidden)
+    assert [t.bpmn_id for t in ready(deployed, instance_id)] == ["log"]
