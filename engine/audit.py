@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -46,3 +47,31 @@ def record(
     )
     session.add(event)
     return event
+
+
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+
+
+class AuditBatch:
+    """Events of one step, written with a single multi-row INSERT at its end."""
+
+    def __init__(self, actor: Actor | None, instance_id: int | None = None):
+        self.actor = actor
+        self.instance_id = instance_id
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, action: str, *, task_id: str | None = None, **details: Any) -> None:
+        self._rows.append({
+            "at": clock.now(),
+            "actor": self.actor.username if self.actor else None,
+            "address": self.actor.address if self.actor else None,
+            "action": action,
+            "instance_id": self.instance_id,
+            "task_id": task_id,
+            "details": details,
+        })
+
+    def write(self, conn: Connection) -> None:
+        if self._rows:
+            conn.execute(_INSERT_EVENTS, self._rows)
+            self._rows = []

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.audit import Actor, record
-from engine.calendar import BusinessCalendar, calendar_from_settings
+from engine.calendar import BusinessCalendar
 from engine.models import ClosureDay
+from engine.settings import load as load_settings
+
+_CLOSURE_DAYS = select(ClosureDay.day)
 
 
-def load_calendar(session: Session) -> BusinessCalendar:
-    """The business calendar of the settings plus today's closure days."""
-    return calendar_from_settings(session.scalars(select(ClosureDay.day)).all())
+def load_calendar(conn: Connection | Session) -> BusinessCalendar:
+    """The business calendar of the settings plus the closure days stored now."""
+    closure_days = frozenset(conn.scalars(_CLOSURE_DAYS).all())
+    settings = load_settings()
+    return _calendar(settings.calendar, settings.timezone, closure_days)
+
+
+@functools.lru_cache(maxsize=32)
+def _calendar(region: str, timezone: str, closure_days: frozenset[date]) -> BusinessCalendar:
+    # Cached so that the bank holidays of a year are computed once per process.
+    return BusinessCalendar(region, timezone, closure_days)
 
 
 def add_closure_day(session: Session, day: date, reason: str, actor: Actor) -> ClosureDay:

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
@@ -102,12 +102,24 @@ def _create(url: str) -> Engine:
 
 
 class UnitOfWork:
-    """A session in one transaction, with callbacks run only after a successful commit."""
+    """One transaction on one connection, with callbacks run only after its commit.
 
-    def __init__(self, session: Session):
-        self.session = session
+    ``connection`` serves the engine's hot path (SQLAlchemy Core). ``session`` is an ORM
+    session joined to the same transaction, created on first use.
+    """
+
+    def __init__(self, connection: Connection):
+        self.connection = connection
+        self._session: Session | None = None
         self._after_commit: list[Callable[[], None]] = []
         self._after_rollback: list[Callable[[], None]] = []
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            # Joined to the connection's transaction: the unit of work commits it.
+            self._session = Session(bind=self.connection, expire_on_commit=False)
+        return self._session
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         self._after_commit.append(fn)
@@ -117,34 +129,34 @@ class UnitOfWork:
 
     @property
     def dialect(self) -> str:
-        return self.session.get_bind().dialect.name
+        return self.connection.dialect.name
 
 
 @contextlib.contextmanager
 def unit_of_work(engine: Engine | None = None, *, write: bool = True) -> Iterator[UnitOfWork]:
     """Open a transaction; commit on success, roll back on any exception."""
     engine = engine or get_engine()
-    session = sessionmaker(bind=engine, expire_on_commit=False)()
+    connection = engine.connect()
     if write and is_sqlite(engine):
-        session.connection(execution_options={"sqlite_immediate": True})
-    uow = UnitOfWork(session)
+        connection = connection.execution_options(sqlite_immediate=True)
+    uow = UnitOfWork(connection)
     try:
-        yield uow
-        session.commit()
-    except StaleDataError:
-        session.rollback()
-        for fn in uow._after_rollback:
-            fn()
-        raise Conflict(
-            "the record was changed by someone else meanwhile; reload and retry"
-        ) from None
+        with connection.begin():
+            try:
+                yield uow
+                if uow._session is not None:
+                    uow._session.flush()
+            except StaleDataError:
+                raise Conflict(
+                    "the record was changed by someone else meanwhile; reload and retry"
+                ) from None
     except BaseException:
-        session.rollback()
         for fn in uow._after_rollback:
             fn()
         raise
     finally:
-        session.close()
+        if uow._session is not None:
+            uow._session.close()
+        connection.close()
     for fn in uow._after_commit:
         fn()
-

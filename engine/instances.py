@@ -4,23 +4,28 @@ Every change (start, task completion, due timers) runs inside one unit of work:
 load with a row lock (PostgreSQL) and a version check (everywhere), check, run the
 workflow, save the state without the spec, refresh the projections (human tasks and
 the next timer due time), append audit events. The caller's unit of work commits.
+
+This is the hot path of the system, so it speaks SQLAlchemy Core: a task completion
+is one locking SELECT, one versioned UPDATE of the instance, the task-row changes and
+one multi-row INSERT of audit events. The human-task projection is kept equal to the
+workflow's READY user tasks, so the rows to cancel and insert are computed from the
+workflow before and after the step, without reading the rows back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task, TaskState
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from engine import clock, runtime, spiff
-from engine.audit import Actor, record
+from engine.audit import Actor, AuditBatch
 from engine.closures import load_calendar
 from engine.db import UnitOfWork
 from engine.errors import Conflict, Forbidden, NotFound
@@ -35,8 +40,38 @@ ERROR = "error"
 SUSPENDED = "suspended"
 TERMINATED = "terminated"
 
+
+@dataclass
+class InstanceRef:
+    """What a step knows of its instance row (never the state blob)."""
+
+    id: int
+    definition_id: int
+    sha256: str
+    status: str
+    lock_version: int
+    next_due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """The projection row of a task, read under the instance lock."""
+
+    id: str
+    instance_id: int
+    bpmn_id: str
+    title: str
+    role: str | None
+    assignee: str | None
+    claimed_by: str | None
+    form: str | None
+    state: str
+    completed_by: str | None
+    due_at: datetime | None
+
+
 #: Hooks run after every step inside the same transaction (e.g. the register sync).
-AfterStep = Callable[[Session, ProcessInstance, BpmnWorkflow, Actor], None]
+AfterStep = Callable[[Connection, InstanceRef, BpmnWorkflow, Actor, AuditBatch], None]
 _after_step_hooks: list[AfterStep] = []
 
 
@@ -45,13 +80,17 @@ def on_after_step(hook: AfterStep) -> AfterStep:
     return hook
 
 
-def current_definition(session: Session, process_id: str) -> ProcessDefinition:
-    definition = session.scalars(
-        select(ProcessDefinition)
-        .where(ProcessDefinition.process_id == process_id)
-        .order_by(ProcessDefinition.version.desc())
-        .limit(1)
-    ).first()
+_CURRENT_DEFINITION = (
+    select(ProcessDefinition.id, ProcessDefinition.version, ProcessDefinition.sha256)
+    .where(ProcessDefinition.process_id == bindparam("process_id"))
+    .order_by(ProcessDefinition.version.desc())
+    .limit(1)
+)
+
+
+def current_definition(conn: Connection, process_id: str):
+    """(id, version, sha256) of the newest version of ``process_id``."""
+    definition = conn.execute(_CURRENT_DEFINITION, {"process_id": process_id}).first()
     if definition is None:
         raise NotFound(f"no process {process_id!r} is deployed")
     return definition
@@ -59,101 +98,101 @@ def current_definition(session: Session, process_id: str) -> ProcessDefinition:
 
 def start_instance(
     uow: UnitOfWork, process_id: str, data: dict[str, Any], actor: Actor
-) -> ProcessInstance:
+) -> InstanceRef:
     """Start an instance of the current version of ``process_id`` with ``data``."""
-    session = uow.session
-    definition = current_definition(session, process_id)
-    calendar = load_calendar(session)
-    specs = runtime.specs_for(definition.sha256, definition.specs_json)
+    conn = uow.connection
+    definition = current_definition(conn, process_id)
+    specs = runtime.specs_for(
+        definition.sha256, runtime.specs_json_for(conn, definition.id, definition.sha256))
+    calendar = runtime.LazyCalendar(lambda: load_calendar(conn))
     workflow = runtime.new_workflow(specs, calendar, data)
     now = clock.now()
-    instance = ProcessInstance(
-        definition=definition,
-        definition_id=definition.id,
-        process_id=process_id,
-        status=RUNNING,
-        state="",
-        created_by=actor.username,
-        created_at=now,
-        updated_at=now,
+    instance_id = conn.scalar(
+        insert(ProcessInstance)
+        .values(definition_id=definition.id, process_id=process_id, status=RUNNING, state="",
+                lock_version=1, created_by=actor.username, created_at=now, updated_at=now)
+        .returning(ProcessInstance.id)
     )
-    session.add(instance)
-    session.flush()
-    record(session, actor, "instance_started", instance_id=instance.id,
-           details={"process_id": process_id, "version": definition.version})
+    ref = InstanceRef(instance_id, definition.id, definition.sha256, RUNNING, 1)
+    audit = AuditBatch(actor, instance_id)
+    audit.add("instance_started", process_id=process_id, version=definition.version)
     error = runtime.run_steps(workflow)
-    _persist(uow, instance, workflow, actor, error)
-    return instance
+    _persist(uow, ref, workflow, audit, error, before=set())
+    return ref
 
 
 def complete_task(
     uow: UnitOfWork, task_id: str, data: dict[str, Any], actor: Actor
-) -> ProcessInstance:
+) -> InstanceRef:
     """Complete a ready human task with ``data`` and run the engine to its next wait."""
-    session = uow.session
-    row = _task_row(session, task_id)
-    instance = _lock_instance(session, row.instance_id)
-    session.refresh(row)
-    _check_ready(row, actor)
-    if instance.status != RUNNING:
-        raise Conflict(f"the process is {instance.status}; its tasks cannot be completed now")
-    check_form_data(instance.definition.sources, row.form, data)
-    workflow = _workflow_for(uow, instance)
+    conn = uow.connection
+    ref, task_row = _lock_task(conn, task_id)
+    _check_ready(task_row, actor)
+    if ref.status != RUNNING:
+        raise Conflict(f"the process is {ref.status}; its tasks cannot be completed now")
+    check_form_data(runtime.sources_for(conn, ref.definition_id, ref.sha256), task_row.form,
+                    data)
+    workflow, before = _workflow_for(uow, ref)
     task = workflow.get_task_from_id(UUID(task_id))
     if task is None or not task.has_state(TaskState.READY):
         raise Conflict("this task is no longer ready: someone else completed it")
     error = runtime.run_steps(workflow, task, data)
     now = clock.now()
-    row.state = "completed"
-    row.completed_at = now
-    row.completed_by = actor.username
-    record(session, actor, "task_completed", instance_id=instance.id, task_id=task_id,
-           details={"bpmn_id": row.bpmn_id, "title": row.title, "data": data})
-    _persist(uow, instance, workflow, actor, error)
-    return instance
+    conn.execute(
+        _COMPLETE_TASK_ROW, {"task_id": task_id, "at": now, "by": actor.username})
+    audit = AuditBatch(actor, ref.id)
+    audit.add("task_completed", task_id=task_id, bpmn_id=task_row.bpmn_id,
+              title=task_row.title, data=data)
+    _persist(uow, ref, workflow, audit, error, before=before - {task_id})
+    return ref
 
 
-def claim_task(uow: UnitOfWork, task_id: str, actor: Actor) -> HumanTask:
-    session = uow.session
-    row = _task_row(session, task_id)
-    _lock_instance(session, row.instance_id)
-    session.refresh(row)
+def claim_task(uow: UnitOfWork, task_id: str, actor: Actor) -> TaskRef:
+    conn = uow.connection
+    _, row = _lock_task(conn, task_id)
     _check_ready(row, actor)
     if row.claimed_by != actor.username:
-        row.claimed_by = actor.username
-        record(session, actor, "task_claimed", instance_id=row.instance_id, task_id=task_id)
-    return row
+        _set_claim(conn, row, actor.username, actor, "task_claimed")
+    return _task_ref(conn, task_id)
 
 
-def release_task(uow: UnitOfWork, task_id: str, actor: Actor) -> HumanTask:
-    session = uow.session
-    row = _task_row(session, task_id)
-    _lock_instance(session, row.instance_id)
-    session.refresh(row)
+def release_task(uow: UnitOfWork, task_id: str, actor: Actor) -> TaskRef:
+    conn = uow.connection
+    _, row = _lock_task(conn, task_id)
     if row.claimed_by not in (None, actor.username) and not actor.has_role("admin"):
         raise Conflict(f"this task is claimed by {row.claimed_by}")
+    if row.claimed_by != actor.username and not may_work_on(actor, row) \
+            and not actor.has_role("admin"):
+        raise Forbidden(f'you may not work on "{row.title}"')
     if row.claimed_by is not None:
-        row.claimed_by = None
-        record(session, actor, "task_released", instance_id=row.instance_id, task_id=task_id)
-    return row
+        _set_claim(conn, row, None, actor, "task_released")
+    return _task_ref(conn, task_id)
 
 
-def fire_due_timers(uow: UnitOfWork, instance_id: int, actor: Actor) -> ProcessInstance:
+def _set_claim(conn: Connection, row: TaskRef, claimant: str | None, actor: Actor,
+               action: str) -> None:
+    conn.execute(_SET_CLAIM, {"task_id": row.id, "claimant": claimant})
+    audit = AuditBatch(actor, row.instance_id)
+    audit.add(action, task_id=row.id, bpmn_id=row.bpmn_id)
+    audit.write(conn)
+
+
+def fire_due_timers(uow: UnitOfWork, instance_id: int, actor: Actor) -> InstanceRef:
     """Refresh the timers of one instance and run what they release (the worker's step)."""
-    session = uow.session
-    instance = _lock_instance(session, instance_id)
-    if instance.status != RUNNING:
-        return instance
-    workflow = _workflow_for(uow, instance)
+    ref = _lock_instance(uow.connection, instance_id)
+    if ref.status != RUNNING:
+        return ref
+    workflow, before = _workflow_for(uow, ref)
     error = runtime.run_steps(workflow)
-    record(session, actor, "timers_checked", instance_id=instance.id,
-           details={"due_at": instance.next_due_at.isoformat() if instance.next_due_at else None})
-    _persist(uow, instance, workflow, actor, error)
-    return instance
+    audit = AuditBatch(actor, instance_id)
+    audit.add("timers_checked",
+              due_at=ref.next_due_at.isoformat() if ref.next_due_at else None)
+    _persist(uow, ref, workflow, audit, error, before=before)
+    return ref
 
 
 def due_instance_ids(
-    session: Session, now: datetime, limit: int = 100, exclude: Collection[int] = ()
+    conn: Connection, now: datetime, limit: int = 100, exclude: Collection[int] = ()
 ) -> list[int]:
     """Running instances whose next timer is due (indexed; nothing is deserialized).
 
@@ -167,23 +206,116 @@ def due_instance_ids(
     )
     if exclude:
         query = query.where(ProcessInstance.id.not_in(list(exclude)))
-    if session.get_bind().dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return list(conn.scalars(query))
 
 
-def _task_row(session: Session, task_id: str) -> HumanTask:
+# -- loading under lock ------------------------------------------------------------------
+
+_INSTANCE_COLUMNS = (
+    ProcessInstance.id,
+    ProcessInstance.definition_id,
+    ProcessDefinition.sha256,
+    ProcessInstance.status,
+    ProcessInstance.lock_version,
+    ProcessInstance.next_due_at,
+)
+_TASK_COLUMNS = (
+    HumanTask.id,
+    HumanTask.instance_id,
+    HumanTask.bpmn_id,
+    HumanTask.title,
+    HumanTask.role,
+    HumanTask.assignee,
+    HumanTask.claimed_by,
+    HumanTask.form,
+    HumanTask.state,
+    HumanTask.completed_by,
+    HumanTask.due_at,
+)
+
+
+def _valid_task_id(task_id: str) -> str:
     try:
-        UUID(task_id)
+        return str(UUID(task_id))
     except (ValueError, TypeError, AttributeError):
         raise NotFound(f"there is no task {task_id!r}") from None
-    row = session.get(HumanTask, task_id)
+
+
+# Statements of the hot path are built once: building SQLAlchemy expressions per call
+# cost more than running them.
+_LOCK_TASK = (
+    select(*_INSTANCE_COLUMNS, *_TASK_COLUMNS)
+    .select_from(HumanTask)
+    .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+    .where(HumanTask.id == bindparam("task_id"))
+    .with_for_update(of=ProcessInstance)
+)
+_LOCK_INSTANCE = (
+    select(*_INSTANCE_COLUMNS)
+    .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+    .where(ProcessInstance.id == bindparam("instance_id"))
+    .with_for_update(of=ProcessInstance)
+)
+_TASK_ROW = select(*_TASK_COLUMNS).where(HumanTask.id == bindparam("task_id"))
+_STATE = select(ProcessInstance.state).where(ProcessInstance.id == bindparam("instance_id"))
+_COMPLETE_TASK_ROW = (
+    update(HumanTask)
+    .where(HumanTask.id == bindparam("task_id"))
+    .values(state="completed", completed_at=bindparam("at"), completed_by=bindparam("by"))
+)
+_CANCEL_TASK_ROWS = (
+    update(HumanTask)
+    .where(HumanTask.id.in_(bindparam("task_ids", expanding=True)), HumanTask.state == "ready")
+    .values(state="cancelled", completed_at=bindparam("at"))
+)
+_SET_CLAIM = (
+    update(HumanTask).where(HumanTask.id == bindparam("task_id"))
+    .values(claimed_by=bindparam("claimant"))
+)
+_INSERT_TASKS = insert(HumanTask.__table__)
+_SAVE_STATE = (
+    update(ProcessInstance.__table__)
+    .where(ProcessInstance.id == bindparam("b_id"),
+           ProcessInstance.lock_version == bindparam("b_version"))
+    .values(
+        state=bindparam("b_state"),
+        lock_version=bindparam("b_new_version"),
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_now"),
+        completed_at=bindparam("b_completed_at"),
+        next_due_at=bindparam("b_next_due_at"),
+        error_message=bindparam("b_error_message"),
+        error_task_id=bindparam("b_error_task_id"),
+        error_task_bpmn_id=bindparam("b_error_task_bpmn_id"),
+    )
+)
+
+
+def _lock_task(conn: Connection, task_id: str) -> tuple[InstanceRef, TaskRef]:
+    """Lock the task's instance row and read both rows as they are under that lock."""
+    task_id = _valid_task_id(task_id)
+    row = conn.execute(_LOCK_TASK, {"task_id": task_id}).first()
     if row is None:
         raise NotFound(f"there is no task {task_id!r}")
-    return row
+    n = len(_INSTANCE_COLUMNS)
+    return InstanceRef(*row[:n]), TaskRef(*row[n:])
 
 
-def _check_ready(row: HumanTask, actor: Actor) -> None:
+def _task_ref(conn: Connection, task_id: str) -> TaskRef:
+    return TaskRef(*conn.execute(_TASK_ROW, {"task_id": task_id}).one())
+
+
+def _lock_instance(conn: Connection, instance_id: int) -> InstanceRef:
+    row = conn.execute(_LOCK_INSTANCE, {"instance_id": instance_id}).first()
+    if row is None:
+        raise NotFound(f"there is no process instance {instance_id}")
+    return InstanceRef(*row)
+
+
+def _check_ready(row: TaskRef, actor: Actor) -> None:
     if row.state != "ready":
         who = f" by {row.completed_by}" if row.completed_by else ""
         raise Conflict(f'the task "{row.title}" is no longer ready: it was {row.state}{who}')
@@ -193,94 +325,104 @@ def _check_ready(row: HumanTask, actor: Actor) -> None:
         raise Conflict(f'the task "{row.title}" is claimed by {row.claimed_by}')
 
 
-def _lock_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.scalars(
-        select(ProcessInstance)
-        .where(ProcessInstance.id == instance_id)
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
-    ).first()
-    if instance is None:
-        raise NotFound(f"there is no process instance {instance_id}")
-    return instance
+def _workflow_for(uow: UnitOfWork, ref: InstanceRef) -> tuple[BpmnWorkflow, set[str]]:
+    """The instance's workflow and the ids of its 'ready' task rows."""
+    conn = uow.connection
+    calendar = runtime.LazyCalendar(lambda: load_calendar(conn))
+    cached = runtime.take_cached(ref.id, ref.lock_version)
+    if cached is None:
+        state = conn.execute(_STATE, {"instance_id": ref.id}).scalar_one()
+        specs = runtime.specs_for(ref.sha256, runtime.specs_json_for(conn, ref.definition_id,
+                                                                     ref.sha256))
+        workflow = runtime.load_workflow(state, specs, calendar)
+        return workflow, _ready_ids(workflow)
+    workflow, ready_rows = cached
+    runtime.attach_calendar(workflow, calendar)
+    return workflow, ready_rows
 
 
-def _workflow_for(uow: UnitOfWork, instance: ProcessInstance) -> BpmnWorkflow:
-    calendar = load_calendar(uow.session)
-    workflow = runtime.take_cached(instance.id, instance.lock_version)
-    if workflow is None:
-        specs = runtime.specs_for(instance.definition.sha256, instance.definition.specs_json)
-        workflow = runtime.load_workflow(instance.state, specs, calendar)
-    else:
-        runtime.attach_calendar(workflow, calendar)
-    return workflow
+# -- saving --------------------------------------------------------------------------------
+
+def _ready_ids(workflow: BpmnWorkflow) -> set[str]:
+    return {str(t.id) for t in runtime.ready_human_tasks(workflow)}
 
 
 def _persist(
     uow: UnitOfWork,
-    instance: ProcessInstance,
+    ref: InstanceRef,
     workflow: BpmnWorkflow,
-    actor: Actor,
+    audit: AuditBatch,
     error: runtime.StepError | None,
+    before: set[str],
 ) -> None:
-    session = uow.session
+    """Save the state with a version check, then the projections and the audit events.
+
+    ``before`` is the set of task ids whose projection rows are 'ready' now (the READY
+    user tasks before the step, less a task this step completed).
+    """
+    conn = uow.connection
     now = clock.now()
-    instance.state = spiff.dumps_state(workflow)
-    instance.updated_at = now
+    status, completed_at = ref.status, None
     if error is not None:
-        instance.status = ERROR
-        instance.error_message = error.message
-        instance.error_task_id = error.task_id
-        instance.error_task_bpmn_id = error.bpmn_id
-        record(session, actor, "instance_error", instance_id=instance.id, task_id=error.task_id,
-               details={"message": error.message, "bpmn_id": error.bpmn_id})
+        status = ERROR
+        audit.add("instance_error", task_id=error.task_id, message=error.message,
+                  bpmn_id=error.bpmn_id)
     elif runtime.is_finished(workflow):
-        instance.status = COMPLETE
-        instance.completed_at = now
-        record(session, actor, "instance_completed", instance_id=instance.id)
-    instance.next_due_at = runtime.next_timer_due(workflow) if instance.status == RUNNING else None
-    _refresh_tasks(session, instance, workflow, actor, now)
+        status, completed_at = COMPLETE, now
+        audit.add("instance_completed")
+    next_due_at = runtime.next_timer_due(workflow) if status == RUNNING else None
+    result = conn.execute(_SAVE_STATE, {
+        "b_id": ref.id,
+        "b_version": ref.lock_version,
+        "b_new_version": ref.lock_version + 1,
+        "b_state": spiff.dumps_state(workflow),
+        "b_status": status,
+        "b_now": now,
+        "b_completed_at": completed_at,
+        "b_next_due_at": next_due_at,
+        "b_error_message": error.message if error else None,
+        "b_error_task_id": error.task_id if error else None,
+        "b_error_task_bpmn_id": error.bpmn_id if error else None,
+    })
+    if result.rowcount != 1:
+        raise Conflict("the case was changed by someone else meanwhile; reload and retry")
+    ref.lock_version += 1
+    ref.status = status
+    ref.next_due_at = next_due_at
+    ready_rows = before
+    if status != ERROR:
+        ready_rows = _refresh_tasks(conn, ref, workflow, audit, now, before)
     for hook in _after_step_hooks:
-        hook(session, instance, workflow, actor)
-    try:
-        session.flush()
-    except StaleDataError:
-        raise Conflict("the case was changed by someone else meanwhile; reload and retry") from None
-    instance_id, version = instance.id, instance.lock_version
-    uow.after_commit(lambda: runtime.put_cached(instance_id, version, workflow))
+        hook(conn, ref, workflow, audit.actor, audit)
+    audit.write(conn)
+    instance_id, version = ref.id, ref.lock_version
+    uow.after_commit(lambda: runtime.put_cached(instance_id, version, workflow, ready_rows))
 
 
 def _refresh_tasks(
-    session: Session, instance: ProcessInstance, workflow: BpmnWorkflow, actor: Actor,
-    now: datetime,
-) -> None:
-    """Bring the human-task rows of ``instance`` in line with its READY user tasks.
+    conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow, audit: AuditBatch,
+    now: datetime, before: set[str],
+) -> set[str]:
+    """Make the 'ready' task rows equal the workflow's READY user tasks; return their ids.
 
     An instance in error keeps its rows as they were (nothing can be completed until an
     admin repairs it); a finished one cancels what is still open.
     """
-    if instance.status == ERROR:
-        return
     ready = {str(t.id): t for t in runtime.ready_human_tasks(workflow)}
-    if instance.status != RUNNING:
+    if ref.status != RUNNING:
         ready = {}
-    open_rows = session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance.id, HumanTask.state == "ready")
-    ).all()
-    for row in open_rows:
-        if row.id not in ready:
-            row.state = "cancelled"
-            row.completed_at = now
-    known = {row.id for row in open_rows}
-    for task_id, task in ready.items():
-        if task_id in known:
-            continue
-        session.add(_task_projection(instance, task, now))
-        record(session, actor, "task_ready", instance_id=instance.id, task_id=task_id,
-               details={"bpmn_id": task.task_spec.name})
+    gone = before - ready.keys()
+    if gone:
+        conn.execute(_CANCEL_TASK_ROWS, {"task_ids": sorted(gone), "at": now})
+    new = [task for task_id, task in ready.items() if task_id not in before]
+    if new:
+        conn.execute(_INSERT_TASKS, [_task_projection(ref, task, now) for task in new])
+        for task in new:
+            audit.add("task_ready", task_id=str(task.id), bpmn_id=task.task_spec.name)
+    return set(ready)
 
 
-def _task_projection(instance: ProcessInstance, task: Task, now: datetime) -> HumanTask:
+def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, Any]:
     spec = task.task_spec
     properties = spec.extensions.get("properties", {})
     role = role_for_lane(spec.lane) if spec.lane else "staff"
@@ -288,16 +430,19 @@ def _task_projection(instance: ProcessInstance, task: Task, now: datetime) -> Hu
     if role == COMPLAINT_OWNER_ROLE:
         owner = task.data.get("owner")
         assignee = owner if isinstance(owner, str) and owner else None
-    return HumanTask(
-        id=str(task.id),
-        instance_id=instance.id,
-        bpmn_id=spec.name,
-        title=spec.bpmn_name or spec.name,
-        lane=spec.lane,
-        role=role,
-        assignee=assignee,
-        form=properties.get("formJsonSchemaFilename"),
-        due_at=runtime.task_due_at(task),
-        state="ready",
-        created_at=now,
-    )
+    return {
+        "id": str(task.id),
+        "instance_id": ref.id,
+        "bpmn_id": spec.name,
+        "title": spec.bpmn_name or spec.name,
+        "lane": spec.lane,
+        "role": role,
+        "assignee": assignee,
+        "claimed_by": None,
+        "form": properties.get("formJsonSchemaFilename"),
+        "due_at": runtime.task_due_at(task),
+        "state": "ready",
+        "created_at": now,
+        "completed_at": None,
+        "completed_by": None,
+    }

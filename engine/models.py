@@ -72,8 +72,9 @@ class ProcessDefinition(Base):
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
-    sources: Mapped[dict[str, str]] = mapped_column(JSON)
-    specs_json: Mapped[str] = mapped_column(Text)
+    # Heavy columns load only when used (a cold spec cache, a download).
+    sources: Mapped[dict[str, str]] = mapped_column(JSON, deferred=True)
+    specs_json: Mapped[str] = mapped_column(Text, deferred=True)
     user_tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     deployed_by: Mapped[str | None] = mapped_column(String(80))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -33,7 +33,7 @@ def run_once(engine: Engine) -> int:
     done: set[int] = set()
     while True:
         with unit_of_work(engine) as uow:
-            ids = instances.due_instance_ids(uow.session, clock.now(), limit=1, exclude=done)
+            ids = instances.due_instance_ids(uow.connection, clock.now(), limit=1, exclude=done)
             if not ids:
                 return len(done)
             done.add(ids[0])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from SpiffWorkflow.task import TaskState
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from engine import instances, runtime, spiff, worker
 from engine.audit import Actor
@@ -56,7 +57,11 @@ def ready(db, instance_id):
 
 def load(db, instance_id) -> ProcessInstance:
     with unit_of_work(db, write=False) as uow:
-        return uow.session.get(ProcessInstance, instance_id)
+        return uow.session.scalars(
+            select(ProcessInstance)
+            .where(ProcessInstance.id == instance_id)
+            .options(joinedload(ProcessInstance.definition).undefer("*"))
+        ).one()
 
 
 def complete(db, instance_id, bpmn_id, data=None, actor=EVERYONE):
