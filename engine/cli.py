@@ -27,7 +27,7 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _definitions_deploy(args: argparse.Namespace) -> int:
     from engine.deploy import deploy_directory
 
-    directory = Path(args.dir or PROJECT_ROOT / "processes")
+    directory = Path(args.dir) if args.dir else PROJECT_ROOT / "processes"
     if not directory.is_dir():
         print(f"{directory}: no such directory", file=sys.stderr)
         return 1
@@ -38,6 +38,8 @@ def _definitions_deploy(args: argparse.Namespace) -> int:
             print(problem)
         print(f"{len(result.problems)} problem(s): nothing was deployed", file=sys.stderr)
         return 1
+    if not result.deployed:
+        print(f"{directory}: no BPMN files to deploy")
     for deployed in result.deployed:
         print(deployed)
     return 0

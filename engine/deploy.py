@@ -55,9 +55,6 @@ def _deploy(session: Session, bundles: list[Bundle], problems: list[Problem], ac
             change_note: str | None) -> DeployResult:
     if problems:
         return DeployResult([], problems)
-    if not bundles:
-        return DeployResult([], [Problem("(input)", None, "no BPMN file with an executable "
-                                         "process was found")])
     deployed = []
     for bundle in sorted(bundles, key=lambda b: b.process_id):
         latest = session.scalars(

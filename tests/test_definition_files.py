@@ -330,3 +330,40 @@ def test_miwg_a30_marked_executable_names_the_collapsed_subprocess():
         "(_1ae31d1b-2559-4f78-a3ec-47986a49db48): Exactly one start event is required in a "
         "SubWorkflow Task; found 0",
     ]
+
+
+# -- references that SpiffWorkflow would silently ignore ------------------------------------
+
+_MINIMAL = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="D" targetNamespace="t">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>missing</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="t" name="Task">
+      <bpmn:extensionElements><spiffworkflow:properties>
+        <spiffworkflow:property name="dueAt" value="DUE"/>
+      </spiffworkflow:properties></bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="t" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_outgoing_reference_to_missing_flow_is_reported_at_its_line():
+    bundles, problems = load_files({"p.bpmn": _MINIMAL.replace(b"DUE", b"deadline")},
+                                   forms_dirs=())
+    assert bundles == []
+    assert [(p.line, p.message) for p in problems] == [
+        (5, 'start event "start" lists outgoing flow "missing", but the process has no '
+            'sequence flow with that id')]
+
+
+def test_due_at_property_must_be_an_expression():
+    fixed = _MINIMAL.replace(b"<bpmn:outgoing>missing</bpmn:outgoing>", b"")
+    bundles, problems = load_files({"p.bpmn": fixed.replace(b"DUE", b"add_days(")},
+                                   forms_dirs=())
+    assert bundles == []
+    assert len(problems) == 1 and problems[0].line == 8
+    assert problems[0].message.startswith('dueAt property of user task "Task" (t):')

@@ -30,7 +30,7 @@ from engine.spiff import dumps_specs, new_parser
 
 from .checks import Checker, build_index, executable_processes
 from .forms import FORMS_PREFIX, FormLookup
-from .model import Bundle, Doc, Problem, UserTaskInfo, describe, shorten_namespaces
+from .model import BPMN_NS, NS, Bundle, Doc, Problem, UserTaskInfo, describe, shorten_namespaces
 
 __all__ = ["Bundle", "Problem", "UserTaskInfo", "load_directory", "load_files"]
 
@@ -156,7 +156,9 @@ def _parse_with_spiff(docs: dict[str, Doc], skip: set[str], reported: set[tuple[
                       problems: list[Problem]) -> tuple[SpiffBpmnParser, dict]:
     """Parse every executable process; report SpiffWorkflow's errors not already reported."""
     parser = new_parser(validate=False)  # the schemas were checked above, error by error
-    usable = [d for d in docs.values() if d.name not in skip]
+    called = {el.get("calledElement") for d in docs.values() if d.kind == "bpmn"
+              for el in d.root.iter(f"{{{BPMN_NS}}}callActivity")}
+    usable = [d for d in docs.values() if d.name not in skip and _needed(d, called)]
     for doc in sorted(usable, key=lambda d: d.kind != "dmn"):
         try:
             if doc.kind == "dmn":
@@ -193,6 +195,13 @@ def _parse_with_spiff(docs: dict[str, Doc], skip: set[str], reported: set[tuple[
                                reported, problems)
             del specs[pid]
     return parser, specs
+
+
+def _needed(doc: Doc, called: set[str | None]) -> bool:
+    """A diagram with no executable process deploys nothing, unless another calls it."""
+    if doc.kind != "bpmn" or executable_processes(doc):
+        return True
+    return any(p.get("id") in called for p in doc.root.iterfind("bpmn:process", NS))
 
 
 def _add_exception(e: Exception, doc: Doc, docs: dict[str, Doc],

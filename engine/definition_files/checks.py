@@ -65,14 +65,22 @@ def build_index(docs: Iterable[Doc]) -> tuple[Index, list[Problem]]:
             ident = el.get("id")
             if ident is None:
                 continue
-            if ident in table:
-                first_doc, first = table[ident]
+            if ident not in table:
+                table[ident] = (doc, el)
+                continue
+            first_doc, first = table[ident]
+            # A diagram that is not executable deploys nothing, so its ids clash with none.
+            if not _runs(first):
+                table[ident] = (doc, el)
+            elif _runs(el):
                 problems.append(doc.problem(
                     el, f'{what} id "{ident}" is already defined in {first_doc.name}:'
                         f"{first.sourceline}; {what} ids must be unique across all files"))
-            else:
-                table[ident] = (doc, el)
     return index, problems
+
+
+def _runs(element: etree._Element) -> bool:
+    return local_name(element) != "process" or element.get("isExecutable", "true") == "true"
 
 
 def dmn_decisions(doc: Doc) -> list[etree._Element]:
@@ -102,8 +110,24 @@ class Checker:
             return
         for process in processes:
             self._check_lanes(doc, process)
+            self._check_flow_refs(doc, process)
             for el in process.iter():
                 self._check_element(doc, el)
+
+    def _check_flow_refs(self, doc: Doc, process: etree._Element) -> None:
+        """Every <incoming>/<outgoing> names a sequence flow of the process.
+
+        SpiffWorkflow follows sequenceFlow elements only, so a node whose <outgoing>
+        names a missing flow silently ends the process there.
+        """
+        flows = {f.get("id") for f in process.iter(f"{{{NS['bpmn']}}}sequenceFlow")}
+        for ref in process.iter(f"{{{NS['bpmn']}}}incoming", f"{{{NS['bpmn']}}}outgoing"):
+            name = (ref.text or "").strip()
+            if name and name not in flows:
+                node = ref.getparent()
+                self.add(doc, node, f'{describe(node)} lists {local_name(ref)} flow "{name}", '
+                                    "but the process has no sequence flow with that id",
+                         at=ref)
 
     def _check_element(self, doc: Doc, el: etree._Element) -> None:
         kind = local_name(el)
@@ -142,6 +166,14 @@ class Checker:
                 "bpmn:extensionElements/spiffworkflow:properties//spiffworkflow:property", NS):
             if prop.get("name") in FORM_PROPERTIES and (prop.get("value") or "").strip():
                 self._check_form(doc, el, prop)
+            elif prop.get("name") == "dueAt" and (prop.get("value") or "").strip():
+                self._check_expression_attribute(doc, el, prop, "value",
+                                                 f"dueAt property of {describe(el)}")
+
+    def _check_expression_attribute(self, doc: Doc, owner: etree._Element,
+                                    el: etree._Element, attribute: str, what: str) -> None:
+        for _line, message in sandbox.syntax_errors(el.get(attribute), "eval"):
+            self.add(doc, owner, f"{what}: {_LINE_PREFIX.sub('', message, count=1)}", at=el)
 
     def _code(self, doc: Doc, owner: etree._Element, text_el: etree._Element,
               what: str, mode: str) -> None:
