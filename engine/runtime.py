@@ -244,14 +244,19 @@ def next_timer_due(workflow: BpmnWorkflow) -> datetime | None:
 
 
 def task_due_at(task: Task) -> datetime | None:
-    """Due time of a human task from its ``dueAt`` property: an expression on task data."""
+    """Due time of a human task from its ``dueAt`` property: an expression on task data.
+
+    Evaluated by the workflow's sandboxed script engine (helpers included). A failing
+    expression leaves the task without a due time rather than stopping the case; deploy
+    validation has already checked its syntax.
+    """
     expression = task.task_spec.extensions.get("properties", {}).get("dueAt")
     if not expression:
         return None
     try:
-        value = sandbox.evaluate(expression, dict(task.data), {})
+        value = task.workflow.script_engine.evaluate(task, expression)
         return parse_instant(value) if value else None
-    except Exception:  # noqa: BLE001 - a bad due expression must not stop the process
+    except Exception:  # noqa: BLE001 - see docstring
         return None
 
 
