@@ -90,6 +90,10 @@ def _create(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Instance states are tens of KB: a 64 MiB page cache and memory-mapped reads
+            # keep the hot pages of the B-trees in memory (measured: ~10% per step).
+            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.execute("PRAGMA mmap_size=268435456")
             cursor.close()
 
         @event.listens_for(engine, "begin")

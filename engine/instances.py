@@ -15,7 +15,7 @@ workflow before and after the step, without reading the rows back.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -51,6 +51,8 @@ class InstanceRef:
     status: str
     lock_version: int
     next_due_at: datetime | None = None
+    #: (task id, BPMN id) of the user tasks that can be worked on after the step.
+    ready_tasks: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -395,8 +397,9 @@ def _persist(
     for hook in _after_step_hooks:
         hook(conn, ref, workflow, audit.actor, audit)
     audit.write(conn)
-    instance_id, version = ref.id, ref.lock_version
-    uow.after_commit(lambda: runtime.put_cached(instance_id, version, workflow, ready_rows))
+    if status == RUNNING:  # a finished or broken instance will not run again soon
+        instance_id, version = ref.id, ref.lock_version
+        uow.after_commit(lambda: runtime.put_cached(instance_id, version, workflow, ready_rows))
 
 
 def _refresh_tasks(
@@ -419,6 +422,7 @@ def _refresh_tasks(
         conn.execute(_INSERT_TASKS, [_task_projection(ref, task, now) for task in new])
         for task in new:
             audit.add("task_ready", task_id=str(task.id), bpmn_id=task.task_spec.name)
+    ref.ready_tasks = [(task_id, task.task_spec.name) for task_id, task in ready.items()]
     return set(ready)
 
 

@@ -30,40 +30,60 @@ from SpiffWorkflow.task import Task, TaskState
 SERIALIZER_VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 
 
-class _FinishedTaskCachingConverter(TaskConverter):
-    """A finished task (completed, cancelled, errored) no longer changes until its state
-    does, so its dict is computed once and reused at every later save of the instance.
-    The key holds everything that could still move: the state-change time, the links
-    and the size of the internal data. tests/test_spiff.py checks that the output equals
-    the uncached serializer's after every step of several processes.
+class _EncodedJSON(dict):
+    """Stands for a part of the state already encoded as JSON (``fragment``).
+
+    SpiffWorkflow's registry adds ``typename`` to what a converter returns, so this is
+    an (empty) dict that ignores that update; the fragment holds the typename already.
+    ``dumps_state`` has orjson pass dict subclasses to its default, which returns the
+    fragment, so the bytes are copied, not encoded again.
     """
 
-    def to_dict(self, task: Task) -> dict:
+    def __init__(self, fragment: orjson.Fragment):
+        super().__init__()
+        self.fragment = fragment
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def _cached_json(converter, obj, slot: str, key: tuple, convert) -> _EncodedJSON:
+    """The JSON of ``obj``, encoded once per ``key``: parts of the state that no longer
+    change are then copied at every later save instead of converted and encoded."""
+    cached = obj.__dict__.get(slot)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    dct = convert(obj)
+    dct["typename"] = converter.registry.typenames[type(obj)]
+    encoded = _EncodedJSON(orjson.Fragment(orjson.dumps(
+        dct, default=_orjson_default(converter.registry), option=_ORJSON_OPTIONS)))
+    obj.__dict__[slot] = (key, encoded)
+    return encoded
+
+
+class _FinishedTaskCachingConverter(TaskConverter):
+    """A finished task (completed, cancelled, errored) no longer changes until its state
+    does. The key holds everything that could still move: the state-change time, the
+    links and the size of the internal data. tests/test_spiff.py checks that the output
+    equals SpiffWorkflow's own after every step of several processes.
+    """
+
+    def to_dict(self, task: Task):
         if not task.has_state(TaskState.FINISHED_MASK):
             return super().to_dict(task)
         key = (task.last_state_change, task._parent, len(task._children),
                len(task.internal_data))
-        cached = task.__dict__.get("_finished_dict")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        dct = super().to_dict(task)
-        task.__dict__["_finished_dict"] = (key, dct)
-        return dct
+        return _cached_json(self, task, "_finished_json", key, super().to_dict)
 
 
 class _CompletedSubprocessCachingConverter(BpmnSubWorkflowConverter):
-    """A completed subprocess (a finished stage) no longer changes: convert it once."""
+    """A completed subprocess (a finished stage) no longer changes."""
 
-    def to_dict(self, workflow: BpmnSubWorkflow) -> dict:
+    def to_dict(self, workflow: BpmnSubWorkflow):
         if not workflow.completed:
             return super().to_dict(workflow)
         key = (len(workflow.tasks), workflow.last_task.id if workflow.last_task else None)
-        cached = workflow.__dict__.get("_completed_dict")
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        dct = super().to_dict(workflow)
-        workflow.__dict__["_completed_dict"] = (key, dct)
-        return dct
+        return _cached_json(self, workflow, "_completed_json", key, super().to_dict)
 
 
 class _SpecFreeWorkflowConverter(BpmnWorkflowConverter):
@@ -136,6 +156,8 @@ def _orjson_default(registry):
     """The fallback of SpiffWorkflow's JSON encoder (helpers/encoder.py), for orjson."""
 
     def default(obj):
+        if type(obj) is _EncodedJSON:
+            return obj.fragment
         typename = registry.typenames.get(type(obj))
         if typename is not None:
             return registry.convert_to_dict[typename](obj)

@@ -319,3 +319,45 @@ def test_listing_tasks_never_deserializes_a_workflow(deployed, manual_clock, mon
     monkeypatch.setattr(spiff, "loads_state", forbidden)
     monkeypatch.setattr(runtime, "load_workflow", forbidden)
     assert [t.bpmn_id for t in ready(deployed, instance_id)] == ["log"]
+
+
+def _deploy_timer(db, tmp_path, expression: str) -> None:
+    source = (FIXTURES / "sandbox" / "timer.bpmn").read_text()
+    (tmp_path / "timer.bpmn").write_text(source.replace("TIMER_PLACEHOLDER", expression))
+    deploy(db, tmp_path)
+
+
+def test_timer_expression_that_raises_puts_instance_in_error_not_in_a_loop(db, tmp_path):
+    _deploy_timer(db, tmp_path, "add_business_days(no_such_field, 3)")
+    with unit_of_work(db) as uow:
+        instance_id = instances.start_instance(uow, "sandbox_timer", {}, STAFF).id
+    instance = load(db, instance_id)
+    assert instance.status == instances.ERROR
+    assert "no_such_field" in instance.error_message
+    assert instance.error_task_bpmn_id == "wait_acknowledgement"
+    assert instance.next_due_at is None  # the worker will not pick it up again and again
+    assert worker.run_once(db) == 0
+
+
+def test_timer_date_fires_through_the_worker_at_its_due_time(db, tmp_path, manual_clock):
+    _deploy_timer(db, tmp_path, "add_hours(received_at, 72)")
+    with unit_of_work(db) as uow:
+        instance_id = instances.start_instance(
+            uow, "sandbox_timer", {"received_at": iso(manual_clock.now())}, STAFF).id
+    due = manual_clock.now() + timedelta(hours=72)
+    assert load(db, instance_id).next_due_at == due
+    manual_clock.set(due - timedelta(seconds=1))
+    assert worker.run_once(db) == 0
+    manual_clock.set(due + timedelta(milliseconds=1))
+    assert worker.run_once(db) == 1
+    assert load(db, instance_id).status == instances.COMPLETE
+
+
+def test_sandbox_escape_in_a_script_is_refused_at_deploy_time(db, tmp_path):
+    source = (FIXTURES / "engine_error" / "failing_script.bpmn").read_text()
+    escape = "result = ().__class__.__base__.__subclasses__()"
+    (tmp_path / "escape.bpmn").write_text(source.replace("result = 1 / divisor", escape))
+    with unit_of_work(db) as uow:
+        problems = deploy_directory(uow.session, tmp_path, EVERYONE).problems
+    assert problems and all("is not allowed" in p.message for p in problems)
+    assert {p.line for p in problems} == {11}
