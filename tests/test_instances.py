@@ -79,6 +79,13 @@ def audit_actions(db, instance_id):
         ).all()
 
 
+def classify(db, instance_id, classification):
+    """Log, acknowledge and classify: the first three tasks of the fixture process."""
+    complete(db, instance_id, "log", {"summary": "s"})
+    complete(db, instance_id, "acknowledge")
+    complete(db, instance_id, "classify", {"classification": classification})
+
+
 @pytest.fixture
 def deployed(db):
     deploy(db, FIXTURES / "engine")
@@ -118,18 +125,14 @@ def test_completing_tasks_walks_the_process_to_the_end_with_audit_trail(deployed
 
 def test_gateway_sends_major_complaints_to_quality_manager(deployed, manual_clock):
     instance_id = start(deployed, manual_clock)
-    complete(deployed, instance_id, "log", {"summary": "s"})
-    complete(deployed, instance_id, "acknowledge")
-    complete(deployed, instance_id, "classify", {"classification": "major"})
+    classify(deployed, instance_id, "major")
     [task] = ready(deployed, instance_id)
     assert (task.bpmn_id, task.role) == ("qm_review", "quality_manager")
 
 
 def test_complaint_owner_lane_assigns_task_to_case_owner(deployed, manual_clock):
     instance_id = start(deployed, manual_clock, owner="owen")
-    complete(deployed, instance_id, "log", {"summary": "s"})
-    complete(deployed, instance_id, "acknowledge")
-    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    classify(deployed, instance_id, "minor")
     [task] = ready(deployed, instance_id)
     assert (task.role, task.assignee) == ("complaint_owner", "owen")
     other_owner = Actor("olga", frozenset({"complaint_owner"}))
@@ -139,9 +142,7 @@ def test_complaint_owner_lane_assigns_task_to_case_owner(deployed, manual_clock)
 
 def test_task_due_time_comes_from_due_at_property(deployed, manual_clock):
     instance_id = start(deployed, manual_clock)
-    complete(deployed, instance_id, "log", {"summary": "s"})
-    complete(deployed, instance_id, "acknowledge")
-    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    classify(deployed, instance_id, "minor")
     [task] = ready(deployed, instance_id)
     expected = BusinessCalendar().add_business_days(manual_clock.now(), 10)
     assert task.due_at == expected
@@ -228,9 +229,7 @@ def test_deploying_unchanged_files_deploys_nothing(deployed):
 
 def test_boundary_timer_sets_next_due_and_fires_when_due(deployed, manual_clock):
     instance_id = start(deployed, manual_clock)
-    complete(deployed, instance_id, "log", {"summary": "s"})
-    complete(deployed, instance_id, "acknowledge")
-    complete(deployed, instance_id, "classify", {"classification": "minor"})
+    classify(deployed, instance_id, "minor")
     due = BusinessCalendar().add_business_days(manual_clock.now(), 10)
     assert load(deployed, instance_id).next_due_at == due
     assert worker.run_once(deployed) == 0

@@ -28,7 +28,7 @@ from engine.roles import role_for_lane
 from engine.settings import PROJECT_ROOT
 from engine.spiff import dumps_specs, new_parser
 
-from .checks import Checker, build_index, executable_processes
+from .checks import NO_EXECUTABLE_PROCESS, Checker, build_index, executable_processes
 from .forms import FORMS_PREFIX, FormLookup
 from .model import BPMN_NS, NS, Bundle, Doc, Problem, UserTaskInfo, describe, shorten_namespaces
 
@@ -96,7 +96,7 @@ def load_files(files: Mapping[str, bytes], forms: Mapping[str, bytes] | None = N
 
     skip = {p.file for p in duplicates} | {d.name for d in docs.values() if not d.schema_ok}
     parser, specs = _parse_with_spiff(docs, skip, checker.reported, problems)
-    problems = sorted(set(problems), key=Problem.sort_key)
+    problems = sorted(set(_one_per_undeployable_file(problems)), key=Problem.sort_key)
     if problems:
         return [], problems
     bundles = []
@@ -195,6 +195,12 @@ def _parse_with_spiff(docs: dict[str, Doc], skip: set[str], reported: set[tuple[
                                reported, problems)
             del specs[pid]
     return parser, specs
+
+
+def _one_per_undeployable_file(problems: list[Problem]) -> list[Problem]:
+    """A diagram with no executable process deploys nothing: say that, and only that."""
+    inert = {p.file for p in problems if p.message == NO_EXECUTABLE_PROCESS}
+    return [p for p in problems if p.file not in inert or p.message == NO_EXECUTABLE_PROCESS]
 
 
 def _needed(doc: Doc, called: set[str | None]) -> bool:
