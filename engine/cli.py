@@ -45,6 +45,27 @@ def _definitions_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _definitions_test(args: argparse.Namespace) -> int:
+    from engine.scenarios import run_directory
+
+    directory = Path(args.dir) if args.dir else PROJECT_ROOT / "processes"
+    if not directory.is_dir():
+        print(f"{directory}: no such directory", file=sys.stderr)
+        return 1
+
+    def show(result) -> None:
+        print("\n".join(result.lines()), flush=True)
+
+    report = run_directory(directory, on_result=show)
+    if report.problems:
+        for problem in report.problems:
+            print(problem)
+        print(report.summary(), file=sys.stderr)
+    else:
+        print(report.summary())
+    return report.exit_code
+
+
 def _users_create(args: argparse.Namespace) -> int:
     from engine.users import create_user
 
@@ -125,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("dir", nargs="?", help="directory (default: processes/)")
     deploy.add_argument("--note", help="change note: what changed in the policy and why")
     deploy.set_defaults(func=_definitions_deploy)
+    scenario_test = dsub.add_parser(
+        "test", help="run the scenario files DIR/tests/*.json against the diagrams in DIR")
+    scenario_test.add_argument("dir", nargs="?", help="directory (default: processes/)")
+    scenario_test.set_defaults(func=_definitions_test)
 
     users = sub.add_parser("users", help="user accounts")
     usub = users.add_subparsers(dest="users", required=True)

@@ -32,7 +32,7 @@ from engine.errors import Conflict, Forbidden, NotFound
 from engine.forms import check_form_data
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.permissions import may_work_on
-from engine.roles import COMPLAINT_OWNER_ROLE, role_for_lane
+from engine.roles import task_assignment
 
 RUNNING = "running"
 COMPLETE = "complete"
@@ -429,11 +429,7 @@ def _refresh_tasks(
 def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, Any]:
     spec = task.task_spec
     properties = spec.extensions.get("properties", {})
-    role = role_for_lane(spec.lane) if spec.lane else "staff"
-    assignee = None
-    if role == COMPLAINT_OWNER_ROLE:
-        owner = task.data.get("owner")
-        assignee = owner if isinstance(owner, str) and owner else None
+    role, assignee = task_assignment(spec.lane, task.data)
     return {
         "id": str(task.id),
         "instance_id": ref.id,
@@ -450,3 +446,9 @@ def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, A
         "completed_at": None,
         "completed_by": None,
     }
+
+
+# The Complaints Register keeps its rows in step through an after-step hook. Imported
+# here, after everything it uses is defined, so that every caller of the engine (web,
+# worker, CLI) has it.
+from engine import register as _register  # noqa: E402, F401, I001

@@ -161,3 +161,57 @@ class ClosureDay(Base):
     reason: Mapped[str] = mapped_column(String(255))
     created_by: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Complaint(Base):
+    """The Complaints Register: one row per complaint, with the fields of the interface.
+
+    Written when the complaint is recorded and kept in step with its case data after
+    every step of its process (engine/register.py). The complainant is stored as
+    separate columns, so that the register can be searched and personal data can be
+    anonymised column by column.
+    """
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(20), unique=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(20), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    complainant_name: Mapped[str] = mapped_column(Text)
+    complainant_email: Mapped[str | None] = mapped_column(Text)
+    complainant_phone: Mapped[str | None] = mapped_column(Text)
+    complainant_postal_address: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    product_or_service: Mapped[str | None] = mapped_column(Text)
+    remedy_sought: Mapped[str | None] = mapped_column(Text)
+    classification: Mapped[str | None] = mapped_column(String(40), index=True)
+    personal_data_involved: Mapped[bool | None] = mapped_column(Boolean)
+    data_breach: Mapped[bool | None] = mapped_column(Boolean)
+    owner: Mapped[str | None] = mapped_column(String(80), index=True)
+    root_cause: Mapped[str | None] = mapped_column(Text)
+    corrective_action: Mapped[str | None] = mapped_column(Text)
+    remedial_measures: Mapped[str | None] = mapped_column(Text)
+    resolution_summary: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(40), index=True)
+    deadlines: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    logged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Visible only to the owner, the Information Security Officer and the Quality
+    #: Manager (engine.permissions.may_see_complaint).
+    need_to_know: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ComplaintReferenceCounter(Base):
+    """The last reference number given out in each year (``CMP-YYYY-NNNNNN``)."""
+
+    __tablename__ = "complaint_reference_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer)

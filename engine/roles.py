@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 ROLES: tuple[str, ...] = (
     "staff",
@@ -31,3 +33,18 @@ def role_for_lane(name: str | None) -> str | None:
     """The role a lane gives its tasks to, or None when the lane names no known role."""
     role = normalise_lane(name)
     return role if role in ROLES else None
+
+
+def task_assignment(lane: str | None, data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The role a human task in ``lane`` goes to, and its assignee given the case ``data``.
+
+    A task in no lane goes to "staff"; a lane naming no known role gives None (deploy
+    refuses such lanes). A Complaint Owner task is assigned to the user named in the
+    case's ``owner``, when that is a non-empty string.
+    """
+    role = role_for_lane(lane) if lane else "staff"
+    assignee = None
+    if role == COMPLAINT_OWNER_ROLE:
+        owner = data.get("owner")
+        assignee = owner if isinstance(owner, str) and owner else None
+    return role, assignee

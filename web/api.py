@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, url_for
 from flask_login import current_user
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from engine.audit import Actor
+from engine.calendar import iso
+from engine.deploy import deploy_uploaded
 from engine.errors import Conflict, EngineError, Forbidden, InvalidData, NotFound
 from engine.forms import form_schema
+from engine.inspection import describe_instance
 from engine.instances import claim_task, complete_task, release_task
-from engine.models import HumanTask
-from engine.permissions import may_work_on
+from engine.models import Complaint, HumanTask
+from engine.permissions import (
+    may_deploy,
+    may_inspect_instances,
+    may_see_complaint,
+    may_work_on,
+)
+from engine.register import COMPLAINANT_FIELDS, flatten_messages, record_complaint, record_reads
 from web import queries
 from web.auth import current_actor
 from web.db import database_url, uow
+from web.openapi import document as openapi_document
+from web.schemas import CompleteTaskBody, DefinitionUpload, RegisterQuery
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 
 #: Endpoints open without authentication.
-PUBLIC_ENDPOINTS = frozenset({"api.health"})
+PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi"})
 
 _ENGINE_STATUS: tuple[tuple[type[EngineError], int], ...] = (
     (NotFound, 404),
@@ -36,10 +49,6 @@ _ENGINE_STATUS: tuple[tuple[type[EngineError], int], ...] = (
 
 class BadRequestBody(Exception):
     """The request body is not JSON, or not a JSON object."""
-
-
-class CompleteTaskBody(Schema):
-    data = fields.Dict(keys=fields.String(), required=True)
 
 
 def is_api_request() -> bool:
@@ -77,21 +86,7 @@ def _bad_body(error: BadRequestBody) -> tuple[Response, int]:
 @bp.errorhandler(ValidationError)
 def _invalid_body(error: ValidationError) -> tuple[Response, int]:
     return error_response(422, "invalid", "the request body has errors",
-                          _flatten(error.normalized_messages()))
-
-
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as {"a.b": ["..."]}, the interface's ``fields``."""
-    if isinstance(messages, dict):
-        out: dict[str, list[str]] = {}
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            for k, v in _flatten(value, name).items():
-                out.setdefault(k, []).extend(v)
-        return out
-    if isinstance(messages, list | tuple):
-        return {prefix or "_body": [str(m) for m in messages]}
-    return {prefix or "_body": [str(messages)]}
+                          flatten_messages(error.normalized_messages()))
 
 
 def _json_object() -> dict[str, Any]:
@@ -123,6 +118,54 @@ def _visible_task(session: Session, task_id: str, actor: Actor) -> HumanTask:
     if row is None or not (may_work_on(actor, row) or row.claimed_by == actor.username):
         raise NotFound(f"there is no task {task_id!r}")
     return row
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return iso(instant) if instant is not None else None
+
+
+def complaint_json(row: Complaint) -> dict[str, Any]:
+    """A register record with the interface's field names (shared/interface.md)."""
+    return {
+        "reference": row.reference,
+        "channel": row.channel,
+        "received_at": _iso(row.received_at),
+        "complainant": {key: getattr(row, f"complainant_{key}") for key in COMPLAINANT_FIELDS},
+        "summary": row.summary,
+        "description": row.description,
+        "product_or_service": row.product_or_service,
+        "remedy_sought": row.remedy_sought,
+        "classification": row.classification,
+        "personal_data_involved": row.personal_data_involved,
+        "data_breach": row.data_breach,
+        "owner": row.owner,
+        "root_cause": row.root_cause,
+        "corrective_action": row.corrective_action,
+        "remedial_measures": row.remedial_measures,
+        "resolution_summary": row.resolution_summary,
+        "status": row.status,
+        "deadlines": dict(row.deadlines or {}),
+        "logged_at": _iso(row.logged_at),
+        "acknowledged_at": _iso(row.acknowledged_at),
+        "resolved_at": _iso(row.resolved_at),
+        "closed_at": _iso(row.closed_at),
+        "need_to_know": row.need_to_know,
+        "instance_id": row.instance_id,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def _audit_reads(actor: Actor, rows: list[Complaint], via: str) -> None:
+    """Reads of need-to-know complaints are audited before the response leaves."""
+    if any(row.need_to_know for row in rows):
+        with uow() as work:
+            record_reads(work.session, actor, rows, via)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
 
 
 @bp.get("/health")
@@ -183,3 +226,78 @@ def complete(task_id: str) -> Response:
                            for r in queries.ready_tasks_of_instance(work.session, instance.id)],
         }
     return jsonify(body)
+
+
+# -- the Complaints Register ---------------------------------------------------------------
+
+@bp.post("/complaints")
+def create_complaint() -> tuple[Response, int]:
+    body = _json_object()
+    actor = current_actor()
+    with uow() as work:
+        row = record_complaint(work, body, actor)
+        record = complaint_json(row)
+    response = jsonify(record)
+    response.headers["Location"] = url_for("api.get_complaint", reference=row.reference)
+    return response, 201
+
+
+@bp.get("/complaints")
+def list_complaints() -> Response:
+    # An empty parameter (a filter left blank in a form) is no filter.
+    params = RegisterQuery().load({k: v for k, v in request.args.items() if v != ""})
+    actor = current_actor()
+    with uow(write=False) as work:
+        rows, total = queries.register_page(work.session, actor, **params)
+        items = [complaint_json(row) for row in rows]
+    _audit_reads(actor, rows, "register")
+    return jsonify({"items": items, "page": params["page"], "per_page": params["per_page"],
+                    "total": total})
+
+
+@bp.get("/complaints/<reference>")
+def get_complaint(reference: str) -> Response:
+    actor = current_actor()
+    with uow(write=False) as work:
+        row = queries.complaint_by_reference(work.session, reference)
+        if row is None or not may_see_complaint(actor, row):
+            raise NotFound(f"there is no complaint {reference!r}")
+        record = complaint_json(row)
+    _audit_reads(actor, [row], "record")
+    return jsonify(record)
+
+
+# -- administration ------------------------------------------------------------------------
+
+@bp.get("/instances/<int:instance_id>")
+def get_instance(instance_id: int) -> Response:
+    actor = current_actor()
+    if not may_inspect_instances(actor):
+        raise Forbidden("inspecting process instances needs the admin role")
+    with uow(write=False) as work:
+        return jsonify(describe_instance(work, instance_id, actor))
+
+
+@bp.post("/definitions")
+def deploy_definitions() -> tuple[Response, int]:
+    actor = current_actor()
+    if not may_deploy(actor):
+        raise Forbidden("deploying definitions needs the process_owner or admin role")
+    body: dict[str, Any] = request.form.to_dict()
+    for name in request.files:
+        body[name] = request.files.getlist(name)
+    upload = DefinitionUpload().load(body)
+    files: dict[str, bytes] = {}
+    for part in upload["files"]:
+        name = PurePosixPath(part.filename.replace("\\", "/")).name
+        if name in files:
+            raise InvalidData("two uploaded files have the same name",
+                              {"files": [f"{name}: uploaded twice"]})
+        files[name] = part.read()
+    with uow() as work:
+        result = deploy_uploaded(work.session, files, actor, upload["change_note"])
+        if not result.ok:
+            raise InvalidData("the definitions have errors; nothing was deployed",
+                              {"files": [str(problem) for problem in result.problems]})
+    return jsonify([{"process_id": d.process_id, "version": d.version, "sha256": d.sha256,
+                     "changed": d.changed} for d in result.deployed]), 201
