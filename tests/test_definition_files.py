@@ -366,3 +366,16 @@ def test_due_at_property_must_be_an_expression():
     assert bundles == []
     assert len(problems) == 1 and problems[0].line == 8
     assert problems[0].message.startswith('dueAt property of user task "Task" (t):')
+
+
+def test_instructions_template_must_compile():
+    fixed = _MINIMAL.replace(b"<bpmn:outgoing>missing</bpmn:outgoing>", b"").replace(
+        b"DUE", b"deadline")
+    broken = fixed.replace(
+        b"</spiffworkflow:properties>",
+        b"</spiffworkflow:properties>\n<spiffworkflow:instructionsForEndUser>Call {{ name"
+        b"</spiffworkflow:instructionsForEndUser>")
+    bundles, problems = load_files({"p.bpmn": broken}, forms_dirs=())
+    assert bundles == []
+    assert len(problems) == 1 and problems[0].line == 10
+    assert problems[0].message.startswith('instructions of user task "Task" (t):')

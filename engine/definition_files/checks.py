@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from engine import sandbox
+from engine import sandbox, templates
 from engine.roles import ROLES, role_for_lane
 
 from .forms import FormLookup, bad_form_name
@@ -134,6 +134,10 @@ class Checker:
         for ext in el.iterfind("bpmn:extensionElements/spiffworkflow:*", NS):
             if local_name(ext) in ("preScript", "postScript") and (ext.text or "").strip():
                 self._code(doc, el, ext, f"{local_name(ext)} of {describe(el)}", "exec")
+            elif local_name(ext) == "instructionsForEndUser" and (ext.text or "").strip():
+                for line, message in templates.template_errors(ext.text):
+                    self.add(doc, el, f"instructions of {describe(el)}: {message}", at=ext,
+                             offset=(line or 1) - 1)
         if kind == "scriptTask":
             script = next((c for c in el if local_name(c) == "script"), None)
             if script is None or not (script.text or "").strip():
