@@ -138,7 +138,7 @@ def complete_task(
     task = workflow.get_task_from_id(UUID(task_id))
     if task is None or not task.has_state(TaskState.READY):
         raise Conflict("this task is no longer ready: someone else completed it")
-    error = runtime.run_steps(workflow, task, data)
+    error = runtime.run_steps(workflow, task, data, completed_by=actor.username)
     now = clock.now()
     conn.execute(
         _COMPLETE_TASK_ROW, {"task_id": task_id, "at": now, "by": actor.username})

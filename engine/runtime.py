@@ -167,8 +167,13 @@ class StepError:
     bpmn_id: str | None
 
 
+#: Set by the engine on every completed user task: who completed it (a username).
+#: Scripts read it (e.g. to put the approver on a record); a form cannot set it.
+COMPLETED_BY = "completed_by"
+
+
 def run_steps(workflow: BpmnWorkflow, human_task: Task | None = None,
-              data: dict | None = None) -> StepError | None:
+              data: dict | None = None, completed_by: str | None = None) -> StepError | None:
     """Run a human task (if given) and then every engine step that follows.
 
     An exception raised by a script, condition or timer is caught and returned as a
@@ -178,8 +183,11 @@ def run_steps(workflow: BpmnWorkflow, human_task: Task | None = None,
     current: Task | None = human_task
     try:
         if human_task is not None:
-            if data:
-                human_task.set_data(**data)
+            values = dict(data or {})
+            if completed_by is not None:
+                values[COMPLETED_BY] = completed_by
+            if values:
+                human_task.set_data(**values)
             human_task.run()
         current = None
         workflow.refresh_timers()

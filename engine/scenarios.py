@@ -333,7 +333,9 @@ class _Run:
             self.failures.append(
                 f'step {n}: task "{step.task}" is assigned to {_show(assignee)}, '
                 f"expected {_show(step.expect_assignee)}")
-        error = self._settle(runtime.run_steps(self.workflow, task, step.data))
+        who = assignee or f"({role or 'anyone'})"  # scenarios have no signed-in user
+        error = self._settle(runtime.run_steps(self.workflow, task, step.data,
+                                               completed_by=who))
         self.path.append(step.task)
         if error is not None:
             self.failures.append(f'step {n}: completing task "{step.task}" failed: {error}')

@@ -18,6 +18,7 @@ from sqlalchemy.orm import joinedload
 from engine import instances, runtime, spiff, worker
 from engine.audit import Actor
 from engine.calendar import BusinessCalendar, iso
+from engine.case_data import case_data
 from engine.db import unit_of_work
 from engine.deploy import deploy_directory
 from engine.errors import Conflict, Forbidden, InvalidData, NotFound
@@ -360,3 +361,16 @@ def test_sandbox_escape_in_a_script_is_refused_at_deploy_time(db, tmp_path):
         problems = deploy_directory(uow.session, tmp_path, EVERYONE).problems
     assert problems and all("is not allowed" in p.message for p in problems)
     assert {p.line for p in problems} == {11}
+
+
+def test_engine_records_who_completed_a_task_and_a_form_cannot_forge_it(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    [task] = ready(deployed, instance_id)
+    with pytest.raises(InvalidData) as caught, unit_of_work(deployed) as uow:
+        instances.complete_task(uow, task.id, {"summary": "s", "completed_by": "boss"}, STAFF)
+    assert "completed_by" in caught.value.fields
+    complete(deployed, instance_id, "log", {"summary": "s"}, actor=STAFF)
+    instance = load(deployed, instance_id)
+    spec, subs = spiff.loads_specs(instance.definition.specs_json)
+    data = case_data(spiff.loads_state(instance.state, spec, subs))
+    assert data["completed_by"] == "sam"
