@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -88,15 +89,4 @@ def _deploy(session: Session, bundles: list[Bundle], problems: list[Problem], ac
 
 
 def task_info_dict(info) -> dict:
-    return {
-        "bpmn_id": info.bpmn_id,
-        "title": info.title,
-        "lane": info.lane,
-        "role": info.role,
-        "form": info.form,
-        "ui_form": info.ui_form,
-    }
-
-
-def definition_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(ProcessDefinition)) or 0
+    return dataclasses.asdict(info)
