@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task, TaskState
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from engine import clock, runtime, spiff
+from engine import clock, runtime, spiff, templates
 from engine.audit import Actor, AuditBatch
 from engine.closures import load_calendar
 from engine.db import UnitOfWork
@@ -70,6 +70,7 @@ class TaskRef:
     state: str
     completed_by: str | None
     due_at: datetime | None
+    instructions: str | None
 
 
 #: Hooks run after every step inside the same transaction (e.g. the register sync).
@@ -235,6 +236,7 @@ _TASK_COLUMNS = (
     HumanTask.state,
     HumanTask.completed_by,
     HumanTask.due_at,
+    HumanTask.instructions,
 )
 
 
@@ -426,6 +428,16 @@ def _refresh_tasks(
     return set(ready)
 
 
+def _instructions(task: Task) -> str | None:
+    source = task.task_spec.extensions.get("instructionsForEndUser")
+    if not source:
+        return None
+    try:
+        return templates.render_instructions(source, task.data)
+    except templates.TemplateRenderError as exc:  # shown to the user instead of failing
+        return f"(These instructions could not be shown: {exc.message})"
+
+
 def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, Any]:
     spec = task.task_spec
     properties = spec.extensions.get("properties", {})
@@ -440,6 +452,7 @@ def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, A
         "assignee": assignee,
         "claimed_by": None,
         "form": properties.get("formJsonSchemaFilename"),
+        "instructions": _instructions(task),
         "due_at": runtime.task_due_at(task),
         "state": "ready",
         "created_at": now,

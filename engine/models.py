@@ -130,6 +130,9 @@ class HumanTask(Base):
     assignee: Mapped[str | None] = mapped_column(String(80))
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     form: Mapped[str | None] = mapped_column(String(255))
+    #: The task's instructionsForEndUser, rendered (sandboxed, HTML-escaped) when it
+    #: became ready: its data does not change until it is completed.
+    instructions: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(20), default="ready")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

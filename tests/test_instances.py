@@ -374,3 +374,10 @@ def test_engine_records_who_completed_a_task_and_a_form_cannot_forge_it(deployed
     spec, subs = spiff.loads_specs(instance.definition.specs_json)
     data = case_data(spiff.loads_state(instance.state, spec, subs))
     assert data["completed_by"] == "sam"
+
+
+def test_ready_task_carries_its_instructions_rendered_sandboxed(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock, owner="<script>alert(1)</script>")
+    [task] = ready(deployed, instance_id)
+    assert task.instructions == (
+        "Log the complaint; its owner will be &lt;script&gt;alert(1)&lt;/script&gt;")

@@ -186,7 +186,8 @@ def test_a_listed_task_has_the_interface_fields(client, db, tokens):
     (listed,) = client.get("/api/v1/tasks", headers=bearer(tokens["sam"])).get_json()
     assert listed == {"id": task, "instance_id": instance, "bpmn_id": "log", "title": "Log",
                       "role": "staff", "assignee": None, "claimed_by": None,
-                      "due_at": "2026-07-01T12:00:00+00:00", "state": "ready"}
+                      "due_at": "2026-07-01T12:00:00+00:00", "state": "ready",
+                      "instructions": None}
 
 
 # -- one task -----------------------------------------------------------------------------

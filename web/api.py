@@ -109,6 +109,7 @@ def task_json(row: HumanTask) -> dict[str, Any]:
         "claimed_by": row.claimed_by,
         "due_at": row.due_at.isoformat() if row.due_at else None,
         "state": row.state,
+        "instructions": row.instructions,
     }
 
 

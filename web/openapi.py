@@ -101,9 +101,11 @@ def _schemas() -> dict[str, Any]:
             "claimed_by": _NULLABLE_TEXT,
             "due_at": _NULLABLE_INSTANT,
             "state": {"type": "string", "enum": ["ready", "completed", "cancelled"]},
+            "instructions": {**_NULLABLE_TEXT, "description":
+                             "what to do, from the diagram, as HTML-escaped text"},
         },
         "required": ["id", "instance_id", "bpmn_id", "title", "role", "assignee",
-                     "claimed_by", "due_at", "state"],
+                     "claimed_by", "due_at", "state", "instructions"],
     }
     return {
         "Error": {
