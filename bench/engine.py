@@ -61,7 +61,7 @@ def run_in_memory(n: int) -> float:
             task.set_data(**START_DATA)
         workflow.do_engine_steps()
         while not workflow.is_completed():
-            ready = workflow.get_tasks(state=TaskState.READY, manual=True)
+            ready = runtime.ready_human_tasks(workflow)  # the scan the engine uses too
             task = ready[0]
             task.set_data(**FORM_DATA.get(task.task_spec.name, {}))
             task.run()
