@@ -24,12 +24,20 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _definitions_deploy(args: argparse.Namespace) -> int:
-    from engine.deploy import deploy_directory
-
+def _definitions_dir(args: argparse.Namespace) -> Path | None:
+    """DIR of a `definitions` command (default processes/), or None after saying why."""
     directory = Path(args.dir) if args.dir else PROJECT_ROOT / "processes"
     if not directory.is_dir():
         print(f"{directory}: no such directory", file=sys.stderr)
+        return None
+    return directory
+
+
+def _definitions_deploy(args: argparse.Namespace) -> int:
+    from engine.deploy import deploy_directory
+
+    directory = _definitions_dir(args)
+    if directory is None:
         return 1
     with unit_of_work() as uow:
         result = deploy_directory(uow.session, directory, CLI_ACTOR, args.note)
@@ -48,9 +56,8 @@ def _definitions_deploy(args: argparse.Namespace) -> int:
 def _definitions_test(args: argparse.Namespace) -> int:
     from engine.scenarios import run_directory
 
-    directory = Path(args.dir) if args.dir else PROJECT_ROOT / "processes"
-    if not directory.is_dir():
-        print(f"{directory}: no such directory", file=sys.stderr)
+    directory = _definitions_dir(args)
+    if directory is None:
         return 1
 
     def show(result) -> None:
