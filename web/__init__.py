@@ -36,7 +36,7 @@ _HTTP_CODES = {
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests pass ``SECRET_KEY``,
     ``DATABASE_URL``)."""
-    from web import api, auth, csrf, pages
+    from web import api, auth, csrf, inbox, intake, pages, public, register_pages, task_pages
 
     env = settings.load()
     app = Flask(__name__)
@@ -58,6 +58,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
+    for area in (inbox, task_pages, intake, public, register_pages):
+        app.register_blueprint(area.bp)
 
     zone = ZoneInfo(app.config["TIMEZONE"])
     app.jinja_env.filters["local_time"] = lambda dt: _local_time(dt, zone)
