@@ -10,6 +10,12 @@ from engine.models import Complaint, HumanTask
 #: Roles that see every need-to-know complaint (besides its owner).
 NEED_TO_KNOW_ROLES = frozenset({"information_security_officer", "quality_manager"})
 
+#: Roles that read the whole register, need-to-know complaints included, but never the
+#: personal data of a need-to-know complaint (ISO 27001 A.5.35: independent review).
+#: Only readers that withhold that data (the register pages) grant it: see
+#: ``may_see_complaint(..., withholding_personal_data=True)``.
+REVIEW_ROLES = frozenset({"auditor"})
+
 
 def may_work_on(actor: Actor, task: HumanTask) -> bool:
     """A task assigned to a person is theirs; otherwise it belongs to holders of its role."""
@@ -31,19 +37,42 @@ def may_record_complaint(actor: Actor) -> bool:
     return actor.has_role("staff")
 
 
-def may_see_complaint(actor: Actor, complaint: Complaint) -> bool:
+def may_see_complaint(actor: Actor, complaint: Complaint, *,
+                      withholding_personal_data: bool = False) -> bool:
     """The register is open to every signed-in user, except need-to-know complaints
     (personal data or a data breach: ISO 27001 A.5.26): those are seen only by their
     owner and by holders of NEED_TO_KNOW_ROLES. ``visible_complaints`` is the same rule
     in SQL, for lists and counts.
+
+    A reader that withholds the personal data of the complaints it shows (the caller
+    passes ``withholding_personal_data=True`` and masks what ``may_see_personal_data``
+    refuses) also shows need-to-know complaints to holders of REVIEW_ROLES.
     """
+    if may_see_personal_data(actor, complaint):
+        return True
+    return withholding_personal_data and bool(actor.roles & REVIEW_ROLES)
+
+
+def may_see_personal_data(actor: Actor, complaint: Complaint) -> bool:
+    """The complainant's details: anyone for an ordinary complaint; for a need-to-know
+    one, only its owner and holders of NEED_TO_KNOW_ROLES (never REVIEW_ROLES)."""
     if not complaint.need_to_know:
         return True
     return complaint.owner == actor.username or bool(actor.roles & NEED_TO_KNOW_ROLES)
 
 
-def visible_complaints(actor: Actor) -> ColumnElement[bool]:
+def visible_complaints(actor: Actor, *,
+                       withholding_personal_data: bool = False) -> ColumnElement[bool]:
     """``may_see_complaint`` as a WHERE clause over ``complaints``."""
+    if actor.roles & NEED_TO_KNOW_ROLES:
+        return true()
+    if withholding_personal_data and actor.roles & REVIEW_ROLES:
+        return true()
+    return personal_data_visible(actor)
+
+
+def personal_data_visible(actor: Actor) -> ColumnElement[bool]:
+    """``may_see_personal_data`` as a WHERE clause over ``complaints``."""
     if actor.roles & NEED_TO_KNOW_ROLES:
         return true()
     return or_(Complaint.need_to_know == false(), Complaint.owner == actor.username)

@@ -119,3 +119,56 @@ def complaint_by_reference(session: Session, reference: str) -> Complaint | None
         return None
     return session.scalars(
         select(Complaint).where(Complaint.reference == reference.upper())).first()
+
+
+#: Orderings of the inbox: the first column, then stable tie-breakers.
+INBOX_SORTS = ("due", "created", "title")
+
+
+def inbox_tasks(
+    session: Session,
+    username: str,
+    roles: Collection[str],
+    *,
+    q: str | None = None,
+    sort: str = "due",
+):
+    """The inbox as rows of (task, complaint reference or None, process id).
+
+    The same tasks as ``ready_tasks_for`` (assigned to ``username``, or unassigned of one
+    of ``roles``), joined to their register row for the reference; ``q`` matches the
+    reference or the title; ``sort`` is one of INBOX_SORTS (due and created: oldest
+    first, tasks without a due time last).
+    """
+    query = (
+        select(HumanTask, Complaint.reference, ProcessInstance.process_id)
+        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+        .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+        .where(
+            HumanTask.state == "ready",
+            ProcessInstance.status == RUNNING,
+            or_(
+                HumanTask.assignee == username,
+                and_(HumanTask.assignee.is_(None), HumanTask.role.in_(sorted(roles))),
+            ),
+        )
+    )
+    if q and q.strip():
+        term = q.strip()
+        query = query.where(or_(
+            Complaint.reference.icontains(term, autoescape=True),
+            HumanTask.title.icontains(term, autoescape=True),
+        ))
+    due_last = (HumanTask.due_at.is_(None), HumanTask.due_at)
+    if sort == "created":
+        order = (HumanTask.created_at, *due_last)
+    elif sort == "title":
+        order = (func.lower(HumanTask.title), *due_last)
+    else:
+        order = (*due_last, HumanTask.created_at)
+    query = query.order_by(*order, HumanTask.id)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def complaint_by_instance(session: Session, instance_id: int) -> Complaint | None:
+    return session.scalars(select(Complaint).where(Complaint.instance_id == instance_id)).first()
