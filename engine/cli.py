@@ -16,6 +16,10 @@ from engine.errors import EngineError
 from engine.settings import PROJECT_ROOT
 
 CLI_ACTOR = Actor("cli", frozenset({"admin", "process_owner"}))
+MAILGATE_ACTOR = Actor("mailgate", frozenset({"staff"}))
+#: sysexits.h EX_TEMPFAIL: the MTA keeps the message and retries (Postfix pipe(8),
+#: Exim, sendmail). Any other non-zero status (we use 1) makes it bounce the message.
+EX_TEMPFAIL = 75
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -129,6 +133,34 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mailgate(args: argparse.Namespace) -> int:
+    """One message on standard input -> one complaint; the reference on standard output.
+
+    Exit 0: recorded. Exit 1: the message is refused (InvalidData: no sender, no text,
+    too large, ...), nothing is recorded and the MTA bounces it to the sender with the
+    reason. Exit 75 (EX_TEMPFAIL): anything else (database or disk unavailable, the
+    process not deployed, a bug), nothing is recorded and the MTA retries later.
+    """
+    from engine.errors import InvalidData
+    from engine.mailgate import record_email
+
+    try:
+        raw = sys.stdin.buffer.read()
+        with unit_of_work() as uow:
+            reference = record_email(uow, raw, MAILGATE_ACTOR)
+    except InvalidData as exc:
+        details = "; ".join(f"{name}: {', '.join(messages)}"
+                            for name, messages in sorted(exc.fields.items()))
+        print(f"refused: {exc}" + (f" ({details})" if details else ""), file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every other failure is worth a retry
+        print(f"temporary failure, try again later: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EX_TEMPFAIL
+    print(reference)
+    return 0
+
+
 def _demo_users(args: argparse.Namespace) -> int:
     from engine.demo import ensure_demo_users
 
@@ -180,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     work = sub.add_parser("worker", help="fire due timers and send queued mail")
     work.add_argument("--once", action="store_true", help="handle what is due now and exit")
     work.set_defaults(func=_worker)
+
+    mailgate = sub.add_parser(
+        "mailgate", help="record the e-mail on standard input as a complaint; print its "
+        "reference (exit 1: refused, bounce; exit 75: temporary failure, retry)")
+    mailgate.set_defaults(func=_mailgate)
 
     demo = sub.add_parser("demo-users", help="create the demo users (unless they exist)")
     demo.set_defaults(func=_demo_users)
