@@ -81,6 +81,23 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user if verify_password(password, user.password_hash) else None
 
 
+def change_password(session: Session, username: str, current: str, new: str,
+                    actor: Actor | None = None) -> None:
+    """Replace a user's password after checking the current one; audited."""
+    user = authenticate(session, username, current)
+    if user is None:
+        raise InvalidData("the current password is not right",
+                          {"current_password": ["this is not your current password"]})
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise InvalidData("the new password is too short", {"new_password": [
+            f"use at least {MIN_PASSWORD_LENGTH} characters"]})
+    if new == current:
+        raise InvalidData("the new password is the same as the current one",
+                          {"new_password": ["choose a password you have not used here"]})
+    user.password_hash = hash_password(new)
+    record(session, actor, "password_changed", details={"username": username})
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -218,3 +218,32 @@ def test_the_home_page_lists_my_tasks_with_due_times_in_london(client, db_url):
     assert "Thu 02 Jul 2026, 13:00" in page  # British Summer Time
     assert "QM review" not in page
     assert 'name="csrf_token"' in page and 'action="/logout"' in page
+
+
+def _change(client, current, new, confirm=None):
+    form = {"current_password": current, "new_password": new,
+            "confirm_password": new if confirm is None else confirm,
+            "csrf_token": csrf_token(client, "/password")}
+    return client.post("/password", data=form)
+
+
+def test_changing_my_password_needs_the_current_one_and_is_audited(client, db_url):
+    sign_in(client, "sam")
+    wrong = _change(client, "not my password", "a new long password")
+    assert wrong.status_code == 422
+    assert "this is not your current password" in wrong.get_data(as_text=True)
+    assert _change(client, PASSWORD, "a new long password", "different").status_code == 422
+    assert _change(client, PASSWORD, "short").status_code == 422
+    assert _change(client, PASSWORD, "a new long password").status_code == 302
+    assert [e.details["username"] for e in audit(db_url, "password_changed")] == ["sam"]
+    other = create_app({"SECRET_KEY": "test-secret", "TESTING": True}).test_client()
+    assert sign_in(other, "sam").status_code == 401
+    assert sign_in(other, "sam", "a new long password").status_code == 302
+
+
+def test_changing_a_password_needs_the_csrf_token(client):
+    sign_in(client, "sam")
+    response = client.post("/password", data={
+        "current_password": PASSWORD, "new_password": "a new long password",
+        "confirm_password": "a new long password"})
+    assert response.status_code == 400

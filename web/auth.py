@@ -29,8 +29,9 @@ from werkzeug.wrappers import Response
 
 from engine import clock
 from engine.audit import Actor, record
+from engine.errors import InvalidData
 from engine.models import User
-from engine.users import actor_for, authenticate, user_for_token
+from engine.users import actor_for, authenticate, change_password, user_for_token
 from web.db import uow
 from web.throttle import LoginThrottle
 
@@ -175,3 +176,29 @@ def logout() -> Response:
     session.clear()
     flash("You have signed out.")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """Change my password: the current one, then the new one twice."""
+    if request.method == "GET":
+        return render_template("password.html", errors={})
+    current = request.form.get("current_password", "")
+    new = request.form.get("new_password", "")
+    errors: dict[str, list[str]] = {}
+    if new != request.form.get("confirm_password", ""):
+        errors["confirm_password"] = ["the two new passwords are not the same"]
+    if len(current) > MAX_PASSWORD or len(new) > MAX_PASSWORD:
+        errors["new_password"] = ["this password is too long"]
+    if not errors:
+        try:
+            with uow() as work:
+                change_password(work.session, current_user.username, current, new,
+                                current_actor())
+        except InvalidData as exc:
+            errors = exc.fields
+    if errors:
+        return render_template("password.html", errors=errors), 422
+    flash("Your password has been changed.")
+    return redirect(url_for("pages.home"))
