@@ -134,6 +134,7 @@ def test_five_failures_block_the_username_for_fifteen_minutes(app, client, db_ur
 def test_failures_older_than_fifteen_minutes_do_not_count(client, manual_clock):
     for _ in range(4):
         assert sign_in(client, "sam", "wrong password!").status_code == 401
+        manual_clock.advance(seconds=30)  # past the slow-down delays
     manual_clock.advance(minutes=15)
     assert sign_in(client, "sam", "wrong password!").status_code == 401
     assert sign_in(client, "sam").status_code == 302
@@ -141,11 +142,13 @@ def test_failures_older_than_fifteen_minutes_do_not_count(client, manual_clock):
 
 def test_a_successful_sign_in_clears_earlier_failures(client, manual_clock):
     for _ in range(4):
-        sign_in(client, "sam", "wrong password!")
+        assert sign_in(client, "sam", "wrong password!").status_code == 401
+        manual_clock.advance(seconds=30)  # past the slow-down delays
     assert sign_in(client, "sam").status_code == 302
     client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     for _ in range(4):
         assert sign_in(client, "sam", "wrong password!").status_code == 401
+        manual_clock.advance(seconds=30)
     assert sign_in(client, "sam").status_code == 302
 
 
@@ -247,3 +250,16 @@ def test_changing_a_password_needs_the_csrf_token(client):
         "current_password": PASSWORD, "new_password": "a new long password",
         "confirm_password": "a new long password"})
     assert response.status_code == 400
+
+
+def test_repeated_failures_slow_sign_in_down_before_blocking_it(client, manual_clock):
+    assert sign_in(client, "sam", "wrong password!").status_code == 401
+    assert sign_in(client, "sam", "wrong password!").status_code == 401
+    too_soon = sign_in(client, "sam")  # even the right password must wait
+    assert too_soon.status_code == 429
+    assert "wait 5 seconds" in too_soon.get_data(as_text=True)
+    manual_clock.advance(seconds=5)
+    assert sign_in(client, "sam", "wrong password!").status_code == 401
+    assert "wait 10 seconds" in sign_in(client, "sam").get_data(as_text=True)
+    manual_clock.advance(seconds=10)
+    assert sign_in(client, "sam").status_code == 302

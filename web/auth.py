@@ -137,6 +137,15 @@ def login():
             record(work.session, anonymous, "sign_in_failed",
                    details={"username": username, "reason": "locked_out"})
         return _login_page(429, _locked_message(locked_until), username)
+    wait_until = throttle.wait_until(username)
+    if wait_until is not None:
+        seconds = max(1, math.ceil((wait_until - clock.now()).total_seconds()))
+        with uow() as work:
+            record(work.session, anonymous, "sign_in_failed",
+                   details={"username": username, "reason": "slowed_down"})
+        return _login_page(429, f"Too many failed sign-ins for this username: wait {seconds} "
+                                f"second{'s' if seconds != 1 else ''} before trying again.",
+                           username)
 
     with uow() as work:
         user = authenticate(work.session, username, password)

@@ -1,4 +1,9 @@
-"""Refusing sign-ins for a username after repeated failures.
+"""Slowing, then refusing, sign-ins for a username after repeated failures.
+
+After ``SLOW_AFTER`` failures within the window each further attempt must wait
+longer than the last (5 s, 10 s, 20 s, ...); at ``MAX_FAILURES`` the username is
+blocked for ``LOCKOUT``. Waiting is asked of the caller (a 429 with the time left),
+never done by sleeping in the server, so slowed attempts cost the server nothing.
 
 The counts live in memory, per process: with N gunicorn workers an attacker gets up
 to N times the limit, and a restart forgets them. Acceptable for now; a shared store
@@ -14,6 +19,8 @@ from datetime import datetime, timedelta
 from engine import clock
 
 MAX_FAILURES = 5
+SLOW_AFTER = 2
+FIRST_DELAY = timedelta(seconds=5)
 WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 _PRUNE_ABOVE = 10_000
@@ -38,6 +45,16 @@ class LoginThrottle:
                 del self._locked_until[username]
                 return None
             return until
+
+    def wait_until(self, username: str) -> datetime | None:
+        """Before when the next attempt for ``username`` is refused as too soon, if so."""
+        now = self._now()
+        with self._lock:
+            recent = [t for t in self._failures.get(username, []) if now - t < self.window]
+        if len(recent) < SLOW_AFTER:
+            return None
+        allowed = recent[-1] + FIRST_DELAY * 2 ** (len(recent) - SLOW_AFTER)
+        return allowed if allowed > now else None
 
     def failed(self, username: str) -> datetime | None:
         """Count a failure; return the end of the lock-out if this one started it."""
