@@ -204,8 +204,8 @@ class Complaint(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: Visible only to the owner, the Information Security Officer and the Quality
-    #: Manager (engine.permissions.may_see_complaint).
+    #: Visible only to the owner, the Information Security Officer, the Quality Manager
+    #: and users granted access (engine.permissions.may_see_complaint).
     need_to_know: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -237,3 +237,21 @@ class Document(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str | None] = mapped_column(String(80))
+
+
+class ComplaintAccessGrant(Base):
+    """A need-to-know complaint opened to one more user (engine/access_grants.py).
+
+    A grant is active until revoked; a revoked grant is kept as a record. At most one
+    grant per complaint and user is active at a time (enforced by grant_access).
+    """
+
+    __tablename__ = "complaint_access_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    username: Mapped[str] = mapped_column(String(80), index=True)
+    granted_by: Mapped[str | None] = mapped_column(String(80))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)

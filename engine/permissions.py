@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import ColumnElement, exists, false, or_, select, true
+from sqlalchemy.orm import object_session
 
 from engine.audit import Actor
-from engine.models import Complaint, HumanTask
+from engine.models import Complaint, ComplaintAccessGrant, HumanTask
 
 #: Roles that see every need-to-know complaint (besides its owner).
 NEED_TO_KNOW_ROLES = frozenset({"information_security_officer", "quality_manager"})
@@ -41,8 +42,9 @@ def may_see_complaint(actor: Actor, complaint: Complaint, *,
                       withholding_personal_data: bool = False) -> bool:
     """The register is open to every signed-in user, except need-to-know complaints
     (personal data or a data breach: ISO 27001 A.5.26): those are seen only by their
-    owner and by holders of NEED_TO_KNOW_ROLES. ``visible_complaints`` is the same rule
-    in SQL, for lists and counts.
+    owner, by holders of NEED_TO_KNOW_ROLES and by users with an active access grant on
+    the complaint (engine/access_grants.py). ``visible_complaints`` is the same rule in
+    SQL, for lists and counts.
 
     A reader that withholds the personal data of the complaints it shows (the caller
     passes ``withholding_personal_data=True`` and masks what ``may_see_personal_data``
@@ -55,10 +57,32 @@ def may_see_complaint(actor: Actor, complaint: Complaint, *,
 
 def may_see_personal_data(actor: Actor, complaint: Complaint) -> bool:
     """The complainant's details: anyone for an ordinary complaint; for a need-to-know
-    one, only its owner and holders of NEED_TO_KNOW_ROLES (never REVIEW_ROLES)."""
+    one, only its owner, holders of NEED_TO_KNOW_ROLES and users granted access on it
+    (never REVIEW_ROLES as such)."""
     if not complaint.need_to_know:
         return True
+    if complaint.owner == actor.username or actor.roles & NEED_TO_KNOW_ROLES:
+        return True
+    return _has_active_grant(actor, complaint)
+
+
+def may_grant_access(actor: Actor, complaint: Complaint) -> bool:
+    """Who may open a complaint to another user, or close it again: its owner, the
+    Information Security Officer and the Quality Manager."""
     return complaint.owner == actor.username or bool(actor.roles & NEED_TO_KNOW_ROLES)
+
+
+def _has_active_grant(actor: Actor, complaint: Complaint) -> bool:
+    session = object_session(complaint)
+    if session is None or complaint.id is None:
+        return False
+    return bool(session.scalar(select(_active_grant(actor.username, complaint.id))))
+
+
+def _active_grant(username: str, complaint_id) -> ColumnElement[bool]:
+    return exists().where(ComplaintAccessGrant.complaint_id == complaint_id,
+                          ComplaintAccessGrant.username == username,
+                          ComplaintAccessGrant.revoked_at.is_(None))
 
 
 def visible_complaints(actor: Actor, *,
@@ -75,4 +99,5 @@ def personal_data_visible(actor: Actor) -> ColumnElement[bool]:
     """``may_see_personal_data`` as a WHERE clause over ``complaints``."""
     if actor.roles & NEED_TO_KNOW_ROLES:
         return true()
-    return or_(Complaint.need_to_know == false(), Complaint.owner == actor.username)
+    return or_(Complaint.need_to_know == false(), Complaint.owner == actor.username,
+               _active_grant(actor.username, Complaint.id))

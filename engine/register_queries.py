@@ -250,6 +250,10 @@ def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
         return "The process stopped with an error"
     if action == "register_field_ignored":
         return f"Ignored a value of the wrong kind for “{details.get('field', '?')}”"
+    if action == "access_granted":
+        return f"Granted {details.get('username', '?')} access to the case"
+    if action == "access_revoked":
+        return f"Revoked the access of {details.get('username', '?')} to the case"
     if action == "complaint_read":
         return f"Read the record (via {_VIA.get(details.get('via', ''), details.get('via'))})"
     return action.replace("_", " ").capitalize()

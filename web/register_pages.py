@@ -16,13 +16,16 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
+from werkzeug.wrappers import Response as BaseResponse
 
+from engine.access_grants import active_grants, grant_access, revoke_access
 from engine.audit import Actor
 from engine.calendar import iso
+from engine.errors import Forbidden, InvalidData, NotFound
 from engine.models import Complaint
-from engine.permissions import may_see_complaint, may_see_personal_data
+from engine.permissions import may_grant_access, may_see_complaint, may_see_personal_data
 from engine.register import CHANNELS, CLASSIFICATIONS, COMPLAINANT_FIELDS, STATUSES, record_reads
 from engine.register_queries import (
     PAGE_SIZE,
@@ -193,6 +196,45 @@ def case(reference: str) -> str:
             "case.html", c=row, personal=may_see_personal_data(actor, row),
             withheld=WITHHELD, complainant_fields=COMPLAINANT_FIELDS,
             deadlines=deadline_states(row), tasks=open_tasks(work.session, row.instance_id),
-            events=timeline(work.session, row.instance_id))
+            events=timeline(work.session, row.instance_id),
+            may_grant=may_grant_access(actor, row),
+            grants=active_grants(work.session, row.id) if may_grant_access(actor, row)
+            else [])
     _audit_reads(actor, [row], "case_page")
     return html
+
+
+def _grant_action(reference: str, action) -> BaseResponse:
+    """Run a grant or revocation for the signed-in user; flash the outcome, go back."""
+    try:
+        with uow() as work:
+            message = action(work.session, current_actor())
+    except NotFound as error:
+        abort(404, str(error))
+    except Forbidden as error:
+        abort(403, str(error))
+    except InvalidData as error:
+        message = f"Access was not changed: {error}"
+    flash(message)
+    return redirect(url_for("register_pages.case", reference=reference))
+
+
+@bp.post("/complaints/<reference>/access")
+@login_required
+def grant(reference: str) -> BaseResponse:
+    username = request.form.get("username", "")
+    reason = request.form.get("reason", "")
+
+    def action(session, actor: Actor) -> str:
+        made = grant_access(session, reference, username, reason, actor)
+        return f"{made.username} may now see this case."
+    return _grant_action(reference, action)
+
+
+@bp.post("/complaints/<reference>/access/<username>/revoke")
+@login_required
+def revoke(reference: str, username: str) -> BaseResponse:
+    def action(session, actor: Actor) -> str:
+        revoke_access(session, reference, username, actor)
+        return f"{username} may no longer see this case."
+    return _grant_action(reference, action)
