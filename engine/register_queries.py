@@ -84,11 +84,15 @@ def _overdue_clause(dialect: str, now: datetime) -> ColumnElement[bool]:
     )
 
 
-def register_conditions(session: Session, actor: Actor,
-                        where: RegisterFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of the register as ``actor`` may see it, filtered."""
+def register_conditions(session: Session, actor: Actor, where: RegisterFilter,
+                        withholding_personal_data: bool = True) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of the register as ``actor`` may see it, filtered.
+
+    ``withholding_personal_data``: the pages show auditors need-to-know cases with the
+    personal data withheld; the API (False) does not show them those cases at all.
+    """
     conditions: list[ColumnElement[bool]] = [
-        visible_complaints(actor, withholding_personal_data=True)]
+        visible_complaints(actor, withholding_personal_data=withholding_personal_data)]
     for column, value in ((Complaint.status, where.status),
                           (Complaint.classification, where.classification),
                           (Complaint.channel, where.channel),
@@ -118,9 +122,10 @@ _NEWEST_FIRST = (Complaint.received_at.desc(), Complaint.id.desc())
 
 
 def register_page(session: Session, actor: Actor, where: RegisterFilter, page: int = 1,
-                  per_page: int = PAGE_SIZE) -> tuple[list[Complaint], int]:
+                  per_page: int = PAGE_SIZE, withholding_personal_data: bool = True,
+                  ) -> tuple[list[Complaint], int]:
     """One page of the register (newest receipt first) and the number matching in all."""
-    conditions = register_conditions(session, actor, where)
+    conditions = register_conditions(session, actor, where, withholding_personal_data)
     total = session.scalar(select(func.count()).select_from(Complaint).where(*conditions)) or 0
     rows = session.scalars(select(Complaint).where(*conditions).order_by(*_NEWEST_FIRST)
                            .limit(per_page).offset((page - 1) * per_page)).all()

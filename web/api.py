@@ -27,6 +27,7 @@ from engine.permissions import (
     may_work_on,
 )
 from engine.register import COMPLAINANT_FIELDS, flatten_messages, record_complaint, record_reads
+from engine.register_queries import RegisterFilter, complaint_by_reference, register_page
 from web import queries
 from web.auth import current_actor
 from web.db import database_url, uow
@@ -194,24 +195,22 @@ def get_task(task_id: str) -> Response:
         return jsonify(body)
 
 
-@bp.post("/tasks/<task_id>/claim")
-def claim(task_id: str) -> Response:
+def _change_claim(task_id: str, change) -> Response:
     actor = current_actor()
     with uow() as work:
         _visible_task(work.session, task_id, actor)
-        row = claim_task(work, task_id, actor)
-        body = task_json(row)
+        body = task_json(change(work, task_id, actor))
     return jsonify(body)
+
+
+@bp.post("/tasks/<task_id>/claim")
+def claim(task_id: str) -> Response:
+    return _change_claim(task_id, claim_task)
 
 
 @bp.post("/tasks/<task_id>/release")
 def release(task_id: str) -> Response:
-    actor = current_actor()
-    with uow() as work:
-        _visible_task(work.session, task_id, actor)
-        row = release_task(work, task_id, actor)
-        body = task_json(row)
-    return jsonify(body)
+    return _change_claim(task_id, release_task)
 
 
 @bp.post("/tasks/<task_id>/complete")
@@ -249,7 +248,11 @@ def list_complaints() -> Response:
     params = RegisterQuery().load({k: v for k, v in request.args.items() if v != ""})
     actor = current_actor()
     with uow(write=False) as work:
-        rows, total = queries.register_page(work.session, actor, **params)
+        where = RegisterFilter(status=params.get("status"),
+                               classification=params.get("classification"),
+                               channel=params.get("channel"), q=params.get("q"))
+        rows, total = register_page(work.session, actor, where, params["page"],
+                                    params["per_page"], withholding_personal_data=False)
         items = [complaint_json(row) for row in rows]
     _audit_reads(actor, rows, "register")
     return jsonify({"items": items, "page": params["page"], "per_page": params["per_page"],
@@ -260,7 +263,7 @@ def list_complaints() -> Response:
 def get_complaint(reference: str) -> Response:
     actor = current_actor()
     with uow(write=False) as work:
-        row = queries.complaint_by_reference(work.session, reference)
+        row = complaint_by_reference(work.session, reference)
         if row is None or not may_see_complaint(actor, row):
             raise NotFound(f"there is no complaint {reference!r}")
         record = complaint_json(row)

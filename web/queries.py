@@ -11,11 +11,9 @@ from collections.abc import Collection
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from engine.audit import Actor
 from engine.db import get_engine
 from engine.instances import RUNNING
 from engine.models import Complaint, HumanTask, ProcessInstance
-from engine.permissions import visible_complaints
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +73,6 @@ def task_by_id(session: Session, task_id: str) -> HumanTask | None:
 
 def instance_by_id(session: Session, instance_id: int) -> ProcessInstance | None:
     return session.get(ProcessInstance, instance_id)
-
-
-def register_page(
-    session: Session,
-    actor: Actor,
-    *,
-    status: str | None = None,
-    classification: str | None = None,
-    channel: str | None = None,
-    q: str | None = None,
-    page: int = 1,
-    per_page: int = 25,
-) -> tuple[list[Complaint], int]:
-    """One page of the register as ``actor`` may see it, newest receipt first, and the
-    number of complaints matching in all (need-to-know ones hidden from both)."""
-    conditions = [visible_complaints(actor)]
-    for column, value in ((Complaint.status, status),
-                          (Complaint.classification, classification),
-                          (Complaint.channel, channel)):
-        if value:
-            conditions.append(column == value)
-    if q and q.strip():
-        term = q.strip()
-        conditions.append(or_(
-            Complaint.reference.icontains(term, autoescape=True),
-            Complaint.summary.icontains(term, autoescape=True),
-            Complaint.complainant_name.icontains(term, autoescape=True),
-        ))
-    total = session.scalar(select(func.count()).select_from(Complaint).where(*conditions)) or 0
-    items = session.scalars(
-        select(Complaint)
-        .where(*conditions)
-        .order_by(Complaint.received_at.desc(), Complaint.id.desc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return list(items), total
-
-
-def complaint_by_reference(session: Session, reference: str) -> Complaint | None:
-    if not reference or len(reference) > 20:
-        return None
-    return session.scalars(
-        select(Complaint).where(Complaint.reference == reference.upper())).first()
 
 
 #: Orderings of the inbox: the first column, then stable tie-breakers.
