@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mimetypes
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.audit import Actor, record
 from engine.db import UnitOfWork
 from engine.errors import InvalidData, NotFound
+from engine.forms import evidence_fields
 from engine.models import Complaint, Document
 from engine.settings import VAR_DIR
 
@@ -66,6 +70,25 @@ def max_bytes() -> int:
 def normal_content_type(content_type: str) -> str:
     """``Text/Plain; charset=utf-8`` -> ``text/plain``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def content_type_of(filename: str, declared: str | None) -> str:
+    """The type of an uploaded file: as the browser declared it, unless it declared
+    nothing useful (empty or ``application/octet-stream``), then guessed from the name."""
+    kind = normal_content_type(declared or "")
+    if kind in ("", "application/octet-stream"):
+        guessed, _ = mimetypes.guess_type(safe_filename(filename), strict=False)
+        if guessed:
+            return normal_content_type(guessed)
+    return kind
+
+
+def describe_limits() -> str:
+    """The limits in words, for forms: e.g. "PDF, PNG, JPEG, plain text or a saved
+    e-mail; at most 10 MiB each"."""
+    limit = max_bytes()
+    size = f"{limit // (1024 * 1024)} MiB" if limit % (1024 * 1024) == 0 else f"{limit} bytes"
+    return f"PDF, PNG, JPEG, plain text or a saved e-mail (.eml); at most {size} each"
 
 
 def check_document(content_type: str, data: bytes) -> str:
@@ -187,3 +210,46 @@ def read_document(uow: UnitOfWork, document_id: int) -> tuple[Document, bytes]:
     if hashlib.sha256(data).hexdigest() != document.sha256:
         raise RuntimeError(f"the bytes of document {document_id} at {path} are corrupted")
     return document, data
+
+
+def evidence_reference(document: Document) -> dict[str, Any]:
+    """How a task's form data names a stored document (engine.forms, evidence fields)."""
+    return {"document_id": document.id, "filename": document.filename}
+
+
+def resolve_evidence(session: Session, complaint_id: int | None, schema: dict | None,
+                     data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each evidence reference checked and completed from its record.
+
+    Every ``document_id`` given in an evidence field must be a document of the task's
+    complaint (``complaint_id``); its ``filename`` is taken from the record, whatever
+    was sent. Anything else is InvalidData at that field (a document of another case
+    is reported exactly like one that does not exist). Values not shaped like
+    references are left for the form's schema to reject.
+    """
+    if not isinstance(data, dict):
+        return data
+    result = dict(data)
+    problems: dict[str, list[str]] = {}
+    for name in evidence_fields(schema):
+        items = data.get(name)
+        if not isinstance(items, list):
+            continue
+        resolved = []
+        for item in items:
+            document_id = item.get("document_id") if isinstance(item, dict) else None
+            if not isinstance(document_id, int) or isinstance(document_id, bool):
+                resolved.append(item)
+                continue
+            document = session.get(Document, document_id)
+            if document is None or complaint_id is None \
+                    or document.complaint_id != complaint_id:
+                problems.setdefault(name, []).append(
+                    f"there is no document {document_id} kept with this case")
+                continue
+            resolved.append({**item, **evidence_reference(document)})
+        result[name] = resolved
+    if problems:
+        raise InvalidData("the form names documents that are not evidence of this case",
+                          problems)
+    return result

@@ -1,4 +1,13 @@
-"""Task forms: JSON Schemas versioned with their definition, and checking data against them."""
+"""Task forms: JSON Schemas versioned with their definition, and checking data against them.
+
+Evidence fields: a property with ``"format": "evidence"`` holds files kept as evidence
+of the task's complaint (engine/documents.py). Its value is a list of references to
+stored documents, ``[{"document_id": 12, "filename": "photo.jpg"}, ...]``, so the
+property is declared as an array of such objects (``maxItems`` limits the number of
+files; ``maxItems: 1`` is a single file). The bytes never enter the case data. The
+staff page renders it as a file input and stores the uploads; the API takes the ids of
+documents already kept with the complaint (see ``engine.documents.resolve_evidence``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from jsonschema import Draft202012Validator
 from engine.errors import InvalidData
 
 FORMS_PREFIX = "forms/"
+EVIDENCE_FORMAT = "evidence"
 
 
 def form_source_key(form_name: str) -> str:
@@ -28,6 +38,13 @@ def form_schema(sources: dict[str, str], form_name: str | None) -> dict[str, Any
         return None
     text = sources.get(form_source_key(form_name))
     return json.loads(text) if text is not None else None
+
+
+def evidence_fields(schema: dict[str, Any] | None) -> list[str]:
+    """The top-level properties of ``schema`` that hold evidence files, in schema order."""
+    properties = (schema or {}).get("properties") or {}
+    return [name for name, prop in properties.items()
+            if isinstance(prop, dict) and prop.get("format") == EVIDENCE_FORMAT]
 
 
 def check_form_data(sources: dict[str, str], form_name: str | None, data: dict[str, Any]) -> None:

@@ -2,7 +2,7 @@
 HTML form -> typed data for the engine.
 
 The forms in ``forms/`` follow the conventions in ``forms/README.md``; this module
-supports what they use, plus a minimal file input for future evidence uploads:
+supports what they use, plus file inputs for evidence:
 
 * ``fields_for(schema, ui_schema)`` gives one :class:`Field` per property, in the
   UI schema's ``ui:order`` (else schema order). An object property (the complainant)
@@ -15,6 +15,10 @@ supports what they use, plus a minimal file input for future evidence uploads:
   Posted names the form does not declare (the CSRF token) are ignored.
 * ``validate(...)`` does that and then applies the engine's own check
   (``engine.forms.check_form_data``), with the messages rewritten for staff.
+* Evidence: a property with ``"format": "evidence"`` (engine/forms.py) is a file input
+  (``multiple`` unless ``maxItems`` is 1). The files arrive in ``request.files``: the
+  caller checks and stores them (engine/documents.py) and passes the references as
+  ``uploads`` ({field name: [{"document_id", "filename"}, ...]}) to ``validate``.
 
 Values to show again (after an error, or from the case's data) are raw form strings
 keyed by field name: pass the submitted ``request.form`` itself, or
@@ -42,8 +46,9 @@ from zoneinfo import ZoneInfo
 from jsonschema import Draft202012Validator
 
 from engine.calendar import iso, parse_instant
+from engine.documents import ALLOWED_CONTENT_TYPES, describe_limits
 from engine.errors import InvalidData
-from engine.forms import check_form_data, form_source_key
+from engine.forms import EVIDENCE_FORMAT, check_form_data, form_source_key
 
 DEFAULT_TIMEZONE = "Europe/London"
 TEXTAREA_OVER = 200  # a text field longer than this many characters gets a text area
@@ -67,6 +72,11 @@ KINDS = (
 
 YES_NO = [("true", "Yes"), ("false", "No")]
 
+#: What an evidence file input offers to choose (the store's accepted types, and the
+#: usual file name endings, for browsers that go by the name).
+EVIDENCE_ACCEPT = ",".join(sorted(ALLOWED_CONTENT_TYPES)
+                           + [".pdf", ".png", ".jpg", ".jpeg", ".txt", ".eml"])
+
 
 @dataclass
 class Field:
@@ -88,6 +98,7 @@ class Field:
     note: str | None = None  # how to enter the value, shown with the help text
     children: list[Field] = field(default_factory=list)
     value: Any = None  # raw value to show (string, or list of strings)
+    evidence: bool = False  # a file input whose uploads are stored as evidence
 
     @property
     def id(self) -> str:
@@ -209,7 +220,16 @@ def _field(
         json_type=kind_type,
     )
     choices = _options(prop)
-    if kind_type == "object" and isinstance(prop.get("properties"), dict):
+    if prop.get("format") == EVIDENCE_FORMAT:
+        f.kind = "file"
+        f.evidence = True
+        if kind_type == "array" and prop.get("maxItems") != 1:
+            f.constraints["multiple"] = True
+        f.constraints["accept"] = EVIDENCE_ACCEPT
+        f.note = describe_limits() + "."
+        if isinstance(prop.get("maxItems"), int) and prop["maxItems"] > 1:
+            f.note = f"Up to {prop['maxItems']} files: {describe_limits()}."
+    elif kind_type == "object" and isinstance(prop.get("properties"), dict):
         f.kind = "group"
         f.children = _fields(prop, ui, name + ".", required, set())
     elif choices is not None:
@@ -271,7 +291,7 @@ def _field(
             f.constraints["minlength"] = prop["minLength"]
         if isinstance(prop.get("maxLength"), int):
             f.constraints["maxlength"] = prop["maxLength"]
-    if f.kind == "file":
+    if f.kind == "file" and not f.evidence:
         media = prop.get("contentMediaType") or (prop.get("items") or {}).get("contentMediaType")
         if media:
             f.constraints["accept"] = media
@@ -357,13 +377,16 @@ def parse_submission(
     ui_schema: dict | None,
     form: Mapping[str, Any],
     timezone: str = DEFAULT_TIMEZONE,
+    uploads: Mapping[str, list[dict]] | None = None,
 ) -> tuple[dict, dict[str, list[str]]]:
-    """The submitted HTML form as typed JSON data, and per-field errors of reading it."""
+    """The submitted HTML form as typed JSON data, and per-field errors of reading it.
+
+    ``uploads``: the references of the files stored for each evidence field."""
     zone = ZoneInfo(timezone)
     data: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for f in fields_for(schema, ui_schema):
-        _parse_into(f, form, zone, data, errors)
+        _parse_into(f, form, zone, data, errors, uploads or {})
     return data, errors
 
 
@@ -373,6 +396,7 @@ def _parse_into(
     zone: ZoneInfo,
     data: dict[str, Any],
     errors: dict[str, list[str]],
+    uploads: Mapping[str, list[dict]],
 ) -> bool:
     """Put the field's value into ``data`` (keyed by its last name part). Returns whether
     anything was entered for it."""
@@ -381,7 +405,7 @@ def _parse_into(
         inner: dict[str, Any] = {}
         entered = False
         for child in f.children:
-            entered = _parse_into(child, form, zone, inner, errors) or entered
+            entered = _parse_into(child, form, zone, inner, errors, uploads) or entered
         if entered or f.required:
             data[key] = inner
         return entered
@@ -394,6 +418,11 @@ def _parse_into(
         elif not f.must_tick:
             data[key] = False
         return ticked
+    if f.evidence:
+        stored = list(uploads.get(f.name) or [])
+        if stored:
+            data[key] = stored
+        return bool(stored)
     if f.kind == "file":
         # Uploads arrive in request.files, not here: the caller stores them and puts
         # their references into the data. A reference posted back as text is kept.
@@ -570,6 +599,7 @@ def validate(
     sources: dict[str, str] | None = None,
     form_name: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
+    uploads: Mapping[str, list[dict]] | None = None,
 ) -> tuple[dict, dict[str, list[str]]]:
     """Read the form and check it as the engine will; errors in plain English, keyed by
     field name (``parent.child`` inside a group, ``_form`` for the form as a whole).
@@ -577,7 +607,7 @@ def validate(
     ``sources``/``form_name`` name the deployed form (the definition version's sources);
     without them ``schema`` itself is checked the same way.
     """
-    data, errors = parse_submission(schema, ui_schema, form, timezone)
+    data, errors = parse_submission(schema, ui_schema, form, timezone, uploads)
     if sources is None or form_name is None:
         form_name = form_name or "form.json"
         sources = {form_source_key(form_name): json.dumps(schema)}
@@ -674,6 +704,8 @@ def _explain(error: Any, fields: Mapping[str, Field]) -> list[tuple[str, str]]:
     if kind == "exclusiveMaximum":
         return [(name, f"must be less than {_num(value)}")]
     if kind == "maxItems":
+        if f is not None and f.kind == "file":
+            return [(name, f"choose at most {value} file{'' if value == 1 else 's'}")]
         return [(name, f"give at most {value}")]
     if kind == "minItems":
         return [(name, f"give at least {value}")]
@@ -691,6 +723,8 @@ def _required_message(f: Field | None) -> str:
         return "tick this box to confirm"
     if f is not None and f.kind == "choice":
         return "choose one of the options"
+    if f is not None and f.kind == "file":
+        return "choose a file"
     return "this field is required"
 
 

@@ -1,6 +1,7 @@
 """The inbox (issue 4): the tasks I may work on, with their state; claim and release.
 
-Plain SQL over the projection tables (web.queries): no workflow is deserialized.
+Plain SQL over the projection tables (web.queries): no workflow is deserialized; the
+filters, the count and the paging (PAGE_SIZE tasks a page) are done by the database.
 Tasks are shown by role or assignment (the task is the user's work); of a complaint
 only its reference is shown here, so need-to-know cases give nothing more away.
 """
@@ -14,7 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from engine import clock
+from engine import clock, deadlines
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.instances import claim_task, release_task
 from engine.models import HumanTask
@@ -27,12 +28,14 @@ bp = Blueprint("inbox", __name__)
 
 #: A task is "due soon" once this share of the time from its creation to its due time
 #: has passed.
-DUE_SOON_SHARE = 0.8
-STATES = ("overdue", "due_soon", "unclaimed", "mine")
+DUE_SOON_SHARE = deadlines.DUE_SOON_SHARE
+STATES = queries.INBOX_STATES
 STATE_LABELS = {"overdue": "Overdue", "due_soon": "Due soon", "unclaimed": "Not claimed",
                 "mine": "Mine (claimed by or assigned to me)"}
 SORT_LABELS = {"due": "Due time", "created": "Created", "title": "Title"}
 MAX_QUERY = 100
+#: Tasks shown on one page of the inbox.
+PAGE_SIZE = 50
 
 
 @dataclass
@@ -64,13 +67,8 @@ def time_state(task: HumanTask, now: datetime) -> tuple[bool, bool]:
     """(overdue, due soon) of a task at ``now``."""
     if task.due_at is None:
         return False, False
-    if task.due_at <= now:
-        return True, False
-    allowed = (task.due_at - task.created_at).total_seconds()
-    if allowed <= 0:
-        return False, True
-    used = (now - task.created_at).total_seconds()
-    return False, used / allowed >= DUE_SOON_SHARE
+    state = deadlines.deadline_state(task.created_at, task.due_at, None, now)
+    return state == deadlines.OVERDUE, state == deadlines.DUE_SOON
 
 
 def _item(task: HumanTask, reference: str | None, process_id: str, now: datetime,
@@ -87,16 +85,10 @@ def _item(task: HumanTask, reference: str | None, process_id: str, now: datetime
     )
 
 
-def _matches(item: InboxItem, state: str, username: str) -> bool:
-    if state == "overdue":
-        return item.overdue
-    if state == "due_soon":
-        return item.due_soon
-    if state == "unclaimed":
-        return item.task.claimed_by is None
-    if state == "mine":
-        return item.claimed_by_me or item.task.assignee == username
-    return True
+def _page_number(text: str) -> int:
+    """The ``page`` parameter: a whole number from 1 (anything else is page 1)."""
+    text = (text or "").strip()
+    return int(text) if text.isdigit() and 0 < int(text) < 10**6 else 1
 
 
 @bp.get("/inbox")
@@ -109,17 +101,34 @@ def inbox() -> str:
     if state not in STATES:
         state = ""
     q = request.args.get("q", "").strip()[:MAX_QUERY]
+    page = _page_number(request.args.get("page", "1"))
     username = current_user.username
     now = clock.now()
     with uow(write=False) as work:
-        rows = queries.inbox_tasks(work.session, username, current_user.role_names,
-                                   q=q or None, sort=sort)
+        def fetch(page: int):
+            return queries.inbox_tasks(
+                work.session, username, current_user.role_names, q=q or None, sort=sort,
+                state=state or None, now=now, due_soon_share=DUE_SOON_SHARE,
+                limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows, total = fetch(page)
+        pages = max(1, -(-total // PAGE_SIZE))
+        if page > pages:  # past the end (tasks were done meanwhile): show the last page
+            page = pages
+            rows, total = fetch(page)
         items = [_item(task, reference, process_id, now, username)
                  for task, reference, process_id in rows]
-    items = [item for item in items if _matches(item, state, username)]
+    kept = {key: value for key, value in (("q", q), ("state", state), ("sort", sort))
+            if value}
+
+    def page_url(number: int) -> str:
+        return url_for("inbox.inbox", **kept, **({"page": number} if number > 1 else {}))
+
     return render_template("inbox.html", items=items, sort=sort, state=state, q=q,
                            states=STATE_LABELS, sorts=SORT_LABELS,
-                           filtered=bool(state or q), back=request.full_path.rstrip("?"))
+                           filtered=bool(state or q), back=request.full_path.rstrip("?"),
+                           total=total, page=page, pages=pages, page_size=PAGE_SIZE,
+                           first=(page - 1) * PAGE_SIZE + 1 if items else 0,
+                           last=(page - 1) * PAGE_SIZE + len(items), page_url=page_url)
 
 
 def _back() -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, extract, func, literal, or_, select, text
 from sqlalchemy.orm import Session
 
+from engine import clock
 from engine.db import get_engine
 from engine.instances import RUNNING
 from engine.models import Complaint, HumanTask, ProcessInstance
@@ -78,6 +80,41 @@ def instance_by_id(session: Session, instance_id: int) -> ProcessInstance | None
 #: Orderings of the inbox: the first column, then stable tie-breakers.
 INBOX_SORTS = ("due", "created", "title")
 
+#: States the inbox filters on (web/inbox.py labels them).
+INBOX_STATES = ("overdue", "due_soon", "unclaimed", "mine")
+
+
+def _epoch_seconds(column, dialect: str):
+    """A UTC timestamp column as seconds since 1970 (SQLite keeps naive UTC text)."""
+    if dialect == "postgresql":
+        return extract("epoch", column)
+    return (func.julianday(column) - 2440587.5) * 86400.0
+
+
+def _inbox_state_clause(state: str, username: str, now: datetime, dialect: str,
+                        due_soon_share: float):
+    """The inbox ``state`` filter in SQL, so that counts and pages are right.
+
+    Overdue and due soon must agree with web.inbox.time_state (the Python rule the rows
+    are labelled with): overdue once the due time is reached; due soon before that,
+    once ``due_soon_share`` of the time from creation to the due time has passed.
+    """
+    if state == "overdue":
+        return HumanTask.due_at <= now
+    if state == "due_soon":
+        created = _epoch_seconds(HumanTask.created_at, dialect)
+        due = _epoch_seconds(HumanTask.due_at, dialect)
+        return and_(HumanTask.due_at > now, or_(
+            HumanTask.due_at <= HumanTask.created_at,
+            # 1 ms of slack: SQLite's julianday is a float of days, not exact seconds
+            literal(now.timestamp()) - created
+            >= literal(due_soon_share) * (due - created) - literal(0.001)))
+    if state == "unclaimed":
+        return HumanTask.claimed_by.is_(None)
+    if state == "mine":
+        return or_(HumanTask.claimed_by == username, HumanTask.assignee == username)
+    return None
+
 
 def inbox_tasks(
     session: Session,
@@ -86,33 +123,47 @@ def inbox_tasks(
     *,
     q: str | None = None,
     sort: str = "due",
-):
-    """The inbox as rows of (task, complaint reference or None, process id).
+    state: str | None = None,
+    now: datetime | None = None,
+    due_soon_share: float = 0.8,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[tuple], int]:
+    """One page of the inbox as rows of (task, complaint reference or None, process id),
+    and the number of tasks matching in all.
 
     The same tasks as ``ready_tasks_for`` (assigned to ``username``, or unassigned of one
     of ``roles``), joined to their register row for the reference; ``q`` matches the
-    reference or the title; ``sort`` is one of INBOX_SORTS (due and created: oldest
-    first, tasks without a due time last).
+    reference or the title; ``state`` is one of INBOX_STATES (judged at ``now``);
+    ``sort`` is one of INBOX_SORTS (due and created: oldest first, tasks without a due
+    time last). ``limit``/``offset`` page through the result in SQL.
     """
-    query = (
-        select(HumanTask, Complaint.reference, ProcessInstance.process_id)
-        .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
-        .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
-        .where(
-            HumanTask.state == "ready",
-            ProcessInstance.status == RUNNING,
-            or_(
-                HumanTask.assignee == username,
-                and_(HumanTask.assignee.is_(None), HumanTask.role.in_(sorted(roles))),
-            ),
-        )
-    )
+    conditions = [
+        HumanTask.state == "ready",
+        ProcessInstance.status == RUNNING,
+        or_(
+            HumanTask.assignee == username,
+            and_(HumanTask.assignee.is_(None), HumanTask.role.in_(sorted(roles))),
+        ),
+    ]
     if q and q.strip():
         term = q.strip()
-        query = query.where(or_(
+        conditions.append(or_(
             Complaint.reference.icontains(term, autoescape=True),
             HumanTask.title.icontains(term, autoescape=True),
         ))
+    if state:
+        clause = _inbox_state_clause(state, username, now or clock.now(),
+                                     session.get_bind().dialect.name, due_soon_share)
+        if clause is not None:
+            conditions.append(clause)
+
+    def joined(query):
+        return (query.join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
+                .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+                .where(*conditions))
+
+    total = session.scalar(joined(select(func.count()).select_from(HumanTask))) or 0
     due_last = (HumanTask.due_at.is_(None), HumanTask.due_at)
     if sort == "created":
         order = (HumanTask.created_at, *due_last)
@@ -120,8 +171,11 @@ def inbox_tasks(
         order = (func.lower(HumanTask.title), *due_last)
     else:
         order = (*due_last, HumanTask.created_at)
-    query = query.order_by(*order, HumanTask.id)
-    return [tuple(row) for row in session.execute(query)]
+    query = joined(select(HumanTask, Complaint.reference, ProcessInstance.process_id))
+    query = query.order_by(*order, HumanTask.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return [tuple(row) for row in session.execute(query)], total
 
 
 def complaint_by_instance(session: Session, instance_id: int) -> Complaint | None:

@@ -4,6 +4,13 @@ The form comes from the task's definition version (its ``forms/<name>`` JSON Sch
 the UI schema named by ``formUiSchemaFilename``), rendered and read by web.form_render.
 Nothing is lost on a problem: form errors (422) and a task taken meanwhile (409) show
 the page again with what was typed.
+
+Evidence fields (``"format": "evidence"``, engine/forms.py) are file inputs: the form is
+sent as multipart, each file is checked against the evidence store's type and size
+limits (engine/documents.py; a refused file is an error at its field, the other answers
+are kept) and, when the whole form is valid, stored with the task's complaint in the
+same transaction that completes the task (audited ``document_added``; a conflict rolls
+both back). The form data holds the references ``{"document_id", "filename"}``.
 """
 
 from __future__ import annotations
@@ -13,11 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from markupsafe import Markup
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from engine import clock, deadlines
 from engine.audit import Actor
 from engine.calendar import parse_instant
+from engine.documents import (
+    check_document,
+    content_type_of,
+    evidence_reference,
+    max_bytes,
+    safe_filename,
+    store_document,
+)
 from engine.errors import Conflict, Forbidden, InvalidData, NotFound
 from engine.forms import form_schema, form_source_key
 from engine.instances import complete_task
@@ -46,6 +63,7 @@ class TaskView:
     task: HumanTask
     case: str
     complaint: Complaint | None  # only when the user may see the register record
+    reference: str | None  # the complaint's reference (None for another process)
     schema: dict[str, Any] | None
     ui_schema: dict[str, Any] | None
     sources: dict[str, str] = field(default_factory=dict)
@@ -55,6 +73,16 @@ class TaskView:
         if not self.schema:
             return form_render.FieldList()
         return form_render.fields_for(self.schema, self.ui_schema)
+
+    @property
+    def due_state(self) -> tuple[str, str] | None:
+        """(code, words) of the task's due time now: on time, due soon or overdue (the one
+        rule of engine.deadlines); None without a due time."""
+        if self.task.due_at is None:
+            return None
+        code = deadlines.deadline_state(self.task.created_at, self.task.due_at, None,
+                                        clock.now())
+        return code, deadlines.STATE_WORDS[code]
 
     @property
     def instruction_lines(self) -> list[str]:
@@ -105,7 +133,8 @@ def _load(task_id: str, actor: Actor) -> TaskView:
     if complaint is not None and complaint.need_to_know:
         with uow() as work:
             record_reads(work.session, actor, [complaint], "task")
-    return TaskView(task, case, complaint, schema, ui_schema, sources)
+    return TaskView(task, case, complaint, row.reference if row is not None else None,
+                    schema, ui_schema, sources)
 
 
 KEPT = " What you typed is shown below, so nothing is lost."
@@ -140,24 +169,102 @@ def task_page(task_id: str):
                  closed=view.task.state != "ready")
 
 
+@dataclass
+class Upload:
+    """A file chosen for an evidence field, checked but not yet stored."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def _uploads(view: TaskView) -> tuple[dict[str, list[Upload]], dict[str, list[str]]]:
+    """The files posted for the evidence fields, checked against the store's limits,
+    and the errors (per field) of those that are refused."""
+    uploads: dict[str, list[Upload]] = {}
+    errors: dict[str, list[str]] = {}
+    limit = max_bytes()
+    for f in view.fields:
+        if not f.evidence:
+            continue
+        for part in request.files.getlist(f.name):
+            if not part or not part.filename:
+                continue  # the input was left empty
+            name = safe_filename(part.filename)
+            data = part.read(limit + 1)
+            kind = content_type_of(part.filename, part.mimetype)
+            try:
+                kind = check_document(kind, data)
+            except InvalidData as error:
+                errors.setdefault(f.name, []).append(_refused(name, kind, error, limit))
+                continue
+            uploads.setdefault(f.name, []).append(Upload(name, kind, data))
+        if uploads.get(f.name) and view.reference is None:
+            errors.setdefault(f.name, []).append(
+                "this task is not part of a complaint, so it cannot keep evidence")
+    return uploads, errors
+
+
+def _refused(name: str, kind: str, error: InvalidData, limit: int) -> str:
+    fields = error.fields or {}
+    if "content_type" in fields:
+        return (f"{name} is not a file type that can be kept ({kind or 'unknown type'}); "
+                "choose a PDF, PNG or JPEG image, plain text or a saved e-mail")
+    if "data" in fields and fields["data"] == ["empty"]:
+        return f"{name} is empty"
+    return f"{name} is too big: at most {_size(limit)} a file"
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
+def _provisional(uploads: dict[str, list[Upload]]) -> dict[str, list[dict]]:
+    """References for checking the form before anything is stored (ids are made up)."""
+    return {name: [{"document_id": n + 1, "filename": u.filename} for n, u in enumerate(files)]
+            for name, files in uploads.items()}
+
+
+def _choose_again(uploads: dict[str, list[Upload]], errors: dict[str, list[str]],
+                  why: str = " because of the other problems") -> None:
+    """Browsers cannot fill a file input again: say which files must be chosen again."""
+    for name, files in uploads.items():
+        if files:
+            chosen = ", ".join(u.filename for u in files)
+            errors.setdefault(name, []).append(
+                f"{chosen} {'was' if len(files) == 1 else 'were'} not kept{why}: "
+                f"choose {'it' if len(files) == 1 else 'them'} again")
+
+
 @bp.post("/tasks/<task_id>")
 @login_required
 def submit(task_id: str):
     actor = current_actor()
     view = _load(task_id, actor)
     taken = _taken_message(view, actor)
+    uploads, upload_errors = _uploads(view)
     if taken:
-        return _page(view, 409, values=request.form, problem=taken)
+        errors = {}
+        _choose_again(uploads, errors, why="")
+        return _page(view, 409, values=request.form, problem=taken, errors=errors)
     timezone = current_app.config.get("TIMEZONE") or form_render.DEFAULT_TIMEZONE
     if view.schema is not None:
         data, errors = form_render.validate(view.schema, view.ui_schema, request.form,
-                                            view.sources, view.task.form, timezone)
+                                            view.sources, view.task.form, timezone,
+                                            uploads=_provisional(uploads))
+        for name, messages in upload_errors.items():
+            errors.setdefault(name, []).extend(messages)
         if errors:
+            _choose_again(uploads, errors)
             return _page(view, 422, errors=errors, values=request.form)
     else:
         data = {}
     try:
         with uow() as work:
+            for name, files in uploads.items():
+                data[name] = [evidence_reference(store_document(
+                    work, view.reference, u.filename, u.content_type, u.data, actor))
+                    for u in files]
             complete_task(work, task_id, data, actor)
     except NotFound:
         abort(404)
@@ -168,13 +275,35 @@ def submit(task_id: str):
         message = _taken_message(view, actor) or (
             "Someone else changed this case meanwhile, so your answers were not saved. "
             "What you typed is shown below: check it and send it again.")
-        return _page(view, 409, values=request.form, problem=message)
+        errors = {}
+        _choose_again(uploads, errors, why="")
+        return _page(view, 409, values=request.form, problem=message, errors=errors)
     except InvalidData as error:
         fields = view.fields.by_name
         errors: dict[str, list[str]] = {}
         for key, messages in (error.fields or {"_form": [str(error)]}).items():
             name = key if key in fields else "_form"
             errors.setdefault(name, []).extend(messages)
+        _choose_again(uploads, errors)
         return _page(view, 422, errors=errors, values=request.form)
     flash("Task completed")
     return redirect(url_for("inbox.inbox"))
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge):
+    """A form (with its files) over the app's size limit cannot even be read."""
+    task_id = (request.view_args or {}).get("task_id")
+    if request.endpoint != "task_pages.submit" or not task_id \
+            or not current_user.is_authenticated:
+        from web import _http_error  # the application's page for any other case
+
+        return _http_error(error)
+    view = _load(task_id, current_actor())
+    evidence = [f.name for f in view.fields if f.evidence]
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    message = (f"the files sent were too big together (at most {_size(limit)} in all): "
+               "choose fewer or smaller files")
+    return _page(view, 413, errors={(evidence[0] if evidence else "_form"): [message]},
+                 problem="Nothing was saved, and what you typed could not be read because "
+                         "the files were too big: please enter your answers again.")

@@ -56,7 +56,8 @@ def base_url(tmp_path_factory):
     _require_chromium()
     db = tmp_path_factory.mktemp("browser") / "complaints.db"
     env = dict(os.environ, COMPLAINTS_DATABASE_URL=f"sqlite:///{db}",
-               COMPLAINTS_SECRET_KEY="browser-test-secret-key")
+               COMPLAINTS_SECRET_KEY="browser-test-secret-key",
+               COMPLAINTS_EVIDENCE_DIR=str(db.parent / "evidence"))
     _complaints(env, "db", "upgrade")
     _complaints(env, "definitions", "deploy", "processes")
     _complaints(env, "demo-users")
