@@ -12,7 +12,9 @@ processes, and for a complaint one UPDATE (a statement built once per set of col
 issued only when a register value differs from what this workflow last wrote. The
 values last written are kept on the workflow object itself: the engine caches a
 workflow only after its transaction committed and drops it on rollback, so they
-always match the row.
+always match the row. The same hook keeps the case's deadline records
+(``complaint_deadlines``: computed, met, missed, with the actual times; engine.deadlines),
+writing only rows that changed.
 
 References are ``CMP-YYYY-NNNNNN``: YYYY is the year in which the complaint reached the
 company (``received_at``) in the company's time zone (setting ``COMPLAINTS_TIMEZONE``,
@@ -40,6 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine import clock, settings
+from engine import deadlines as deadline_records
 from engine.audit import Actor, AuditBatch, record
 from engine.calendar import iso, parse_instant
 from engine.case_data import case_data
@@ -361,20 +364,52 @@ def sync_register(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow, ac
     """After every step of a complaint's process: its register row follows its case data."""
     if workflow.spec.name != COMPLAINT_PROCESS_ID:
         return
-    values, problems = register_values(case_data(workflow))
+    data = case_data(workflow)
+    values, problems = register_values(data)
     recording = _recording.get()
     if recording is not None and recording["instance_id"] is None:
         recording.update(values, instance_id=ref.id)
-        conn.execute(_INSERT_ROW, recording)
+        inserted = conn.execute(_INSERT_ROW, recording)
         audit.add("complaint_recorded", reference=recording["reference"],
                   channel=recording["channel"], received_at=iso(recording["received_at"]))
-    elif getattr(workflow, _SYNCED, None) == values:
-        return
-    elif values:
-        columns = tuple(sorted(values))
-        params = {f"b_{column}": value for column, value in values.items()}
-        params.update(b_instance_id=ref.id, b_updated_at=clock.now())
-        conn.execute(_update_statement(columns), params)
+        _sync_deadlines(conn, ref, workflow, data, audit, inserted.inserted_primary_key[0])
+    else:
+        _sync_deadlines(conn, ref, workflow, data, audit)
+        if getattr(workflow, _SYNCED, None) == values:
+            return
+        if values:
+            columns = tuple(sorted(values))
+            params = {f"b_{column}": value for column, value in values.items()}
+            params.update(b_instance_id=ref.id, b_updated_at=clock.now())
+            conn.execute(_update_statement(columns), params)
     for field, message in sorted(problems.items()):
         audit.add("register_field_ignored", field=field, problem=message)
     setattr(workflow, _SYNCED, values)
+
+
+#: (complaint id, its deadline records) as last written, kept on the workflow like
+#: ``_SYNCED`` (a workflow is cached only after its transaction committed).
+_DEADLINES = "_complaints_deadline_records"
+_COMPLAINT_ID = select(Complaint.id).where(Complaint.instance_id == bindparam("instance_id"))
+
+
+def _sync_deadlines(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
+                    data: dict[str, Any], audit: AuditBatch,
+                    complaint_id: int | None = None) -> None:
+    """Record the case's deadlines: computed, met (with the time), missed (engine.deadlines)."""
+    cached = getattr(workflow, _DEADLINES, None)
+    known = None
+    if complaint_id is not None:
+        known = {}
+    elif cached is not None:
+        complaint_id, known = cached
+    else:
+        complaint_id = conn.execute(_COMPLAINT_ID, {"instance_id": ref.id}).scalar()
+    if complaint_id is None:  # a complaint process started without recording: no row
+        setattr(workflow, _DEADLINES, (None, {}))
+        return
+    raw = data.get("deadlines")
+    deadlines = raw if isinstance(raw, Mapping) else {}
+    records = deadline_records.sync_deadline_records(
+        conn, complaint_id, deadlines, data, known, clock.now(), audit)
+    setattr(workflow, _DEADLINES, (complaint_id, records))

@@ -30,10 +30,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from engine import clock, settings
+from engine import clock, deadlines, settings
 from engine.audit import Actor
 from engine.calendar import iso
-from engine.models import AuditEvent, Complaint, HumanTask
+from engine.models import AuditEvent, Complaint, ComplaintDeadline, HumanTask
 from engine.permissions import personal_data_visible, visible_complaints
 
 #: Register pages show this many complaints.
@@ -43,8 +43,6 @@ PAGE_SIZE = 25
 MET_BY = {"log_by": "logged_at", "acknowledge_by": "acknowledged_at",
           "resolve_by": "resolved_at"}
 
-#: An unmet deadline this close is "due soon".
-DUE_SOON = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -88,8 +86,9 @@ def register_conditions(session: Session, actor: Actor, where: RegisterFilter,
                         withholding_personal_data: bool = True) -> list[ColumnElement[bool]]:
     """The WHERE clauses of the register as ``actor`` may see it, filtered.
 
-    ``withholding_personal_data``: the pages show auditors need-to-know cases with the
-    personal data withheld; the API (False) does not show them those cases at all.
+    ``withholding_personal_data``: a reader that withholds the personal data of
+    need-to-know cases from those who may not see it (the pages, the export and the API
+    do) shows auditors those cases; False leaves the cases out for them.
     """
     conditions: list[ColumnElement[bool]] = [
         visible_complaints(actor, withholding_personal_data=withholding_personal_data)]
@@ -155,19 +154,30 @@ def owners(session: Session, actor: Actor) -> list[str]:
 class DeadlineState:
     name: str
     due: datetime
-    state: str  # "on time", "due soon", "overdue", "met", "met late"
+    state: str  # the words: "on time", "due soon", "overdue", "met", "met late"
     met_at: datetime | None = None
+    #: When the miss was recorded (the deadline passed unmet), from the deadline record.
+    missed_at: datetime | None = None
+    code: str = deadlines.ON_TIME  # engine.deadlines state: on_time, due_soon, ...
+
+    @property
+    def label(self) -> str:
+        return deadlines.label(self.name)
 
 
-def deadline_states(complaint: Complaint, now: datetime | None = None) -> list[DeadlineState]:
-    """Each deadline of the case with its state, earliest first.
+def deadline_states(complaint: Complaint, now: datetime | None = None,
+                    records: list[ComplaintDeadline] | None = None) -> list[DeadlineState]:
+    """Each deadline of the case with its state (engine.deadlines.deadline_state), earliest
+    first.
 
-    ``log_by``, ``acknowledge_by`` and ``resolve_by`` are met when their fact
-    (``logged_at``, ...) is recorded: "met", or "met late" after the deadline. Until then
-    (and for any other deadline) a deadline is "overdue" once passed, "due soon" within
-    DUE_SOON, else "on time"; for a closed case, other deadlines are judged at closing.
+    ``records`` are the case's ``complaint_deadlines`` rows: they give when each deadline
+    was met or missed and when it was computed (the start of its "due soon" window).
+    Without a record (or with ``records`` None) ``log_by``, ``acknowledge_by`` and
+    ``resolve_by`` are met by their register fact (``logged_at``, ...) and the window
+    starts at receipt. For a closed case, unmet deadlines are judged at closing.
     """
     now = now or clock.now()
+    by_name = {r.name: r for r in records or ()}
     out = []
     for name, value in (complaint.deadlines or {}).items():
         try:
@@ -176,22 +186,37 @@ def deadline_states(complaint: Complaint, now: datetime | None = None) -> list[D
             continue
         if due.tzinfo is None:
             continue
-        fact = MET_BY.get(name)
-        met_at = getattr(complaint, fact) if fact else None
-        if met_at is not None:
-            out.append(DeadlineState(name, due, "met" if met_at <= due else "met late", met_at))
-            continue
-        at = now
-        if fact is None and complaint.closed_at is not None:
-            at = complaint.closed_at
-        if at > due:
-            state = "overdue"
-        elif due - at <= DUE_SOON and complaint.closed_at is None:
-            state = "due soon"
+        record = by_name.get(name)
+        if record is not None and record.due_at == due:
+            start, met_at, missed_at = record.computed_at, record.met_at, record.missed_at
         else:
-            state = "on time"
-        out.append(DeadlineState(name, due, state))
+            fact = MET_BY.get(name)
+            start, missed_at = complaint.received_at, None
+            met_at = getattr(complaint, fact) if fact else None
+        at = now
+        if met_at is None and complaint.closed_at is not None:
+            at = min(now, complaint.closed_at)
+        code = deadlines.deadline_state(start, due, met_at, at)
+        if code == deadlines.DUE_SOON and complaint.closed_at is not None:
+            code = deadlines.ON_TIME
+        out.append(DeadlineState(name, due, deadlines.STATE_WORDS[code], met_at, missed_at,
+                                 code))
     return sorted(out, key=lambda d: (d.due, d.name))
+
+
+def deadline_records(session: Session, complaint_id: int) -> list[ComplaintDeadline]:
+    """The case's deadline records (met and missed, with the actual times)."""
+    return list(session.scalars(select(ComplaintDeadline)
+                                .where(ComplaintDeadline.complaint_id == complaint_id)
+                                .order_by(ComplaintDeadline.due_at, ComplaintDeadline.name)))
+
+
+def task_state(task: HumanTask, now: datetime | None = None) -> str | None:
+    """The words for an open task's due state (the same rule), or None without a due time."""
+    if task.due_at is None:
+        return None
+    code = deadlines.deadline_state(task.created_at, task.due_at, None, now or clock.now())
+    return deadlines.STATE_WORDS[code]
 
 
 def open_tasks(session: Session, instance_id: int) -> list[HumanTask]:
@@ -223,7 +248,8 @@ def timeline(session: Session, instance_id: int) -> list[TimelineEntry]:
 
 
 _VIA = {"record": "the API", "register": "the API register", "register_page": "the register",
-        "case_page": "the case page", "register_csv": "a register export"}
+        "case_page": "the case page", "register_csv": "a register export",
+        "task": "a task page", "document": "a document download"}
 
 
 def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
@@ -253,8 +279,12 @@ def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
         return "The process finished"
     if action == "instance_error":
         return "The process stopped with an error"
+    if action in ("deadline_met", "deadline_missed"):
+        return _describe_deadline_event(action, details)
     if action == "register_field_ignored":
         return f"Ignored a value of the wrong kind for “{details.get('field', '?')}”"
+    if action == "document_added":  # the name is left out: it may be personal data
+        return f"Added a document ({details.get('content_type', '?')})"
     if action == "access_granted":
         return f"Granted {details.get('username', '?')} access to the case"
     if action == "access_revoked":
@@ -262,6 +292,18 @@ def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
     if action == "complaint_read":
         return f"Read the record (via {_VIA.get(details.get('via', ''), details.get('via'))})"
     return action.replace("_", " ").capitalize()
+
+
+def _describe_deadline_event(action: str, details: dict[str, Any]) -> str:
+    name = str(details.get("deadline", "?"))
+    try:
+        due = deadlines.local_text(datetime.fromisoformat(details["due_at"]))
+    except (KeyError, TypeError, ValueError):
+        due = "?"
+    if action == "deadline_missed":
+        return f"Missed the deadline “{deadlines.label(name)}” (due {due})"
+    late = " late" if details.get("late") else ""
+    return f"Met the deadline “{deadlines.label(name)}”{late} (due {due})"
 
 
 def complaint_by_reference(session: Session, reference: str) -> Complaint | None:

@@ -23,6 +23,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from engine.access_grants import active_grants, grant_access, revoke_access
 from engine.audit import Actor
 from engine.calendar import iso
+from engine.deadlines import records_of
+from engine.documents import list_documents
 from engine.errors import Forbidden, InvalidData, NotFound
 from engine.models import Complaint
 from engine.permissions import may_grant_access, may_see_complaint, may_see_personal_data
@@ -31,11 +33,13 @@ from engine.register_queries import (
     PAGE_SIZE,
     RegisterFilter,
     complaint_by_reference,
+    deadline_records,
     deadline_states,
     open_tasks,
     owners,
     register_page,
     register_rows,
+    task_state,
     timeline,
 )
 from web.auth import current_actor
@@ -106,8 +110,9 @@ def _audit_reads(actor: Actor, rows: list[Complaint], via: str) -> None:
             record_reads(work.session, actor, rows, via)
 
 
-def _next_deadline(row: Complaint):
-    return next((d for d in deadline_states(row) if d.state not in ("met", "met late")), None)
+def _next_deadline(row: Complaint, records=None):
+    return next((d for d in deadline_states(row, records=records)
+                 if d.state not in ("met", "met late")), None)
 
 
 @bp.get("/register")
@@ -120,7 +125,8 @@ def register() -> tuple[str, int]:
     with uow(write=False) as work:
         if not errors:
             rows, total = register_page(work.session, actor, where, page, PAGE_SIZE)
-        entries = [(row, _next_deadline(row)) for row in rows]
+        records = records_of(work.session, [row.id for row in rows])
+        entries = [(row, _next_deadline(row, records.get(row.id))) for row in rows]
         owner_names = owners(work.session, actor)
         html = render_template(
             "register.html", entries=entries, total=total, page=page,
@@ -192,11 +198,14 @@ def case(reference: str) -> str:
         row = complaint_by_reference(work.session, reference)
         if row is None or not may_see_complaint(actor, row, withholding_personal_data=True):
             abort(404, f"There is no complaint {reference}.")
+        tasks = open_tasks(work.session, row.instance_id)
         html = render_template(
             "case.html", c=row, personal=may_see_personal_data(actor, row),
             withheld=WITHHELD, complainant_fields=COMPLAINANT_FIELDS,
-            deadlines=deadline_states(row), tasks=open_tasks(work.session, row.instance_id),
+            deadlines=deadline_states(row, records=deadline_records(work.session, row.id)),
+            tasks=tasks, task_state=task_state,
             events=timeline(work.session, row.instance_id),
+            documents=list_documents(work, row.reference),
             may_grant=may_grant_access(actor, row),
             grants=active_grants(work.session, row.id) if may_grant_access(actor, row)
             else [])
