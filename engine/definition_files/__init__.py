@@ -24,6 +24,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from SpiffWorkflow.dmn.specs import BusinessRuleTaskMixin
 from SpiffWorkflow.spiff.parser.process import SPIFF_XSD, SpiffBpmnParser
 
+from engine import mail
 from engine.roles import role_for_lane
 from engine.settings import PROJECT_ROOT
 from engine.spiff import dumps_specs, new_parser
@@ -63,7 +64,12 @@ def load_directory(path: Path, forms_dirs: Sequence[Path] | None = None
             files[rel.as_posix()] = file.read_bytes()
     if forms_dirs is None:
         forms_dirs = [path / "forms", path.resolve().parent / "forms"]
-    return load_files(files, None, forms_dirs)
+    bundles, problems = load_files(files, None, forms_dirs)
+    # The mail templates beside the processes (path/mail/*.txt) must compile too.
+    mail_problems = [Problem(*found) for found in mail.directory_problems(path)]
+    if mail_problems:
+        return [], sorted(set(problems + mail_problems), key=Problem.sort_key)
+    return bundles, problems
 
 
 def load_files(files: Mapping[str, bytes], forms: Mapping[str, bytes] | None = None,

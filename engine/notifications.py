@@ -1,0 +1,235 @@
+"""Which mail the system sends, and when; queued in the outbox (engine/outbox.py).
+
+* **The acknowledgement** to the complainant, when a complaint with an e-mail address
+  is recorded: in the step that records it (the first step of its process), so the
+  mail exists exactly when the complaint does. The policy asks for it within 3
+  working days "confirming receipt and outlining the next steps"; sending it on
+  receipt is the earliest moment the reference exists and needs nobody. It holds the
+  reference, the next steps, the timescale and the escalation route, and of the
+  complainant's personal data only the name (never the description or summary):
+  complaint communications must not carry sensitive information over e-mail. The
+  Staff task "Send the acknowledgement" stays in the process for complaints without
+  an e-mail address and for a follow-up by another channel.
+* **"A task for you"** to a staff member when a task is assigned to them by name (the
+  Complaint Owner's tasks), in the step that creates the task. Tasks offered to a
+  whole role send nothing: that would be a storm.
+* **One digest per user and day** (``queue_due_digests``, run by the worker) listing
+  their tasks (assigned to them or claimed by them) that are overdue or due soon.
+
+Staff mails name the task, the reference and the due time, never case details.
+Each message has a ``dedupe_key``, so a retried step or a second worker never queues
+it twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from sqlalchemy import Connection, Engine, or_, select
+
+from engine import clock, deadlines, mail, outbox, register, settings
+from engine.audit import SYSTEM, Actor, AuditBatch
+from engine.db import unit_of_work
+from engine.errors import InvalidData
+from engine.instances import InstanceRef, on_after_step
+from engine.models import Complaint, HumanTask, OutboxMessage, User
+from engine.roles import task_assignment
+
+#: Digests are queued from this hour (company time) on, once per user and day.
+DIGEST_HOUR = 7
+
+_NOTIFIED = "_complaints_assignments_notified"
+
+
+@on_after_step
+def queue_step_mail(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
+                    actor: Actor, audit: AuditBatch) -> None:
+    """After every step, in its transaction: the mail that step causes."""
+    _acknowledge_new_complaint(conn, ref, workflow, audit)
+    _tell_assignees(conn, ref, workflow, audit)
+
+
+# -- the acknowledgement -----------------------------------------------------------------------
+
+def acknowledgement_values(reference: str, complainant_name: str,
+                           received_at: datetime) -> dict[str, Any]:
+    """Everything the acknowledgement template may use: nothing sensitive."""
+    return {"reference": reference, "complainant_name": complainant_name,
+            "received_on": mail.local_day(received_at)}
+
+
+def _being_recorded(ref: InstanceRef, workflow: BpmnWorkflow) -> dict[str, Any] | None:
+    """The register row of the complaint this step records, or None.
+
+    Read from what engine.register is recording (it sets the row's ``instance_id``
+    in its own after-step hook, which may run before or after this one).
+    """
+    recording = register._recording.get()
+    if recording is None or workflow.spec.name != register.COMPLAINT_PROCESS_ID:
+        return None
+    return recording if recording.get("instance_id") in (None, ref.id) else None
+
+
+def _acknowledge_new_complaint(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
+                               audit: AuditBatch) -> None:
+    recording = _being_recorded(ref, workflow)
+    if recording is None:
+        return  # not the step that records a complaint
+    address = recording.get("complainant_email")
+    if not address:
+        return
+    message = mail.render("acknowledgement", acknowledgement_values(
+        recording["reference"], recording["complainant_name"], recording["received_at"]),
+        conn=conn)
+    _queue(conn, audit, message, kind="acknowledgement", to_address=address,
+           instance_id=ref.id, dedupe_key=f"acknowledgement:{recording['reference']}")
+
+
+def _queue(conn: Connection, audit: AuditBatch, message: mail.Mail, **fields: Any) -> bool:
+    if message.problem:
+        audit.add("mail_template_failed", kind=fields["kind"], problem=message.problem)
+    try:
+        queued = outbox.queue(conn, subject=message.subject, body=message.body, **fields)
+    except InvalidData as exc:  # an address the intake let through but SMTP would not take
+        audit.add("mail_not_queued", kind=fields["kind"], reason=exc.message)
+        return False
+    if queued is not None:
+        audit.add("mail_queued", kind=fields["kind"], outbox_id=queued.id,
+                  message_id=queued.message_id, recipient=fields.get("recipient"))
+    return queued is not None
+
+
+# -- "a task for you" --------------------------------------------------------------------------
+
+def _tell_assignees(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
+                    audit: AuditBatch) -> None:
+    ready = {task_id for task_id, _ in ref.ready_tasks}
+    # The ids already looked at live on the workflow object, which the engine caches
+    # only after a commit: a cold load looks again, and the dedupe key stops repeats.
+    seen = getattr(workflow, _NOTIFIED, set())
+    new = ready - seen
+    setattr(workflow, _NOTIFIED, ready)
+    new = {task_id for task_id in new if _assignee(workflow, task_id)}
+    if not new:  # the usual case: no SQL
+        return
+    recording = _being_recorded(ref, workflow)
+    _queue_assignment_mail(conn, audit, new, recording["reference"] if recording else None)
+
+
+def notify_task_assigned(conn: Connection, task_id: str, actor: Actor) -> bool:
+    """Tell the user a ready task is now assigned to (e.g. after an admin reassigned it),
+    in the caller's transaction; False if nothing was queued (no assignee, no e-mail
+    address, or this user was told about this task already)."""
+    instance_id = conn.scalar(select(HumanTask.instance_id).where(HumanTask.id == task_id))
+    audit = AuditBatch(actor, instance_id)
+    queued = _queue_assignment_mail(conn, audit, {task_id})
+    audit.write(conn)
+    return queued > 0
+
+
+def _queue_assignment_mail(conn: Connection, audit: AuditBatch, task_ids: set[str],
+                           reference: str | None = None) -> int:
+    rows = conn.execute(
+        select(HumanTask.id, HumanTask.instance_id, HumanTask.title, HumanTask.assignee,
+               HumanTask.due_at, User.email, User.active, Complaint.reference)
+        .join(User, User.username == HumanTask.assignee)
+        .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+        .where(HumanTask.id.in_(sorted(task_ids)), HumanTask.state == "ready")).all()
+    queued = 0
+    for row in rows:
+        if not (row.email and row.active):
+            continue
+        message = mail.render("task_assigned", {
+            "username": row.assignee, "task_title": row.title,
+            "reference": row.reference or reference, "due_at": mail.local_time(row.due_at)},
+            conn=conn)
+        queued += _queue(conn, audit, message, kind="task_assigned", to_address=row.email,
+                         recipient=row.assignee, instance_id=row.instance_id,
+                         dedupe_key=f"task_assigned:{row.id}:{row.assignee}")
+    return queued
+
+
+# -- the daily digest ------------------------------------------------------------------------
+
+def time_state(due_at: datetime, created_at: datetime, now: datetime) -> str | None:
+    """``overdue``, ``due_soon`` or None: the one deadline rule (engine/deadlines.py)."""
+    state = deadlines.deadline_state(created_at, due_at, None, now)
+    return state if state in (deadlines.OVERDUE, deadlines.DUE_SOON) else None
+
+
+def digest_key(username: str, day: str) -> str:
+    return f"task_digest:{username}:{day}"
+
+
+def _due_tasks_by_user(conn: Connection, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    rows = conn.execute(
+        select(HumanTask.id, HumanTask.title, HumanTask.assignee, HumanTask.claimed_by,
+               HumanTask.due_at, HumanTask.created_at, Complaint.reference)
+        .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+        .where(HumanTask.state == "ready", HumanTask.due_at.is_not(None),
+               or_(HumanTask.assignee.is_not(None), HumanTask.claimed_by.is_not(None)))
+        .order_by(HumanTask.due_at, HumanTask.id)).all()
+    tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        state = time_state(row.due_at, row.created_at, now)
+        if state:
+            tasks[row.assignee or row.claimed_by].append({
+                "id": row.id, "title": row.title, "reference": row.reference,
+                "due_at": mail.local_time(row.due_at), "state": state})
+    return tasks
+
+
+def queue_due_digests(engine: Engine, now: datetime | None = None) -> int:
+    """Queue today's digest for every user with overdue or due-soon tasks who has not had
+    one today; return how many were queued.
+
+    Cheap when there is nothing to do (one read); writes only when a digest is due.
+    """
+    now = now or clock.now()
+    local = now.astimezone(ZoneInfo(settings.load().timezone))
+    if local.hour < DIGEST_HOUR:
+        return 0
+    day = local.date().isoformat()
+    with unit_of_work(engine, write=False) as uow:
+        tasks = _due_tasks_by_user(uow.connection, now)
+        if not tasks:
+            return 0
+        done = set(uow.connection.scalars(select(OutboxMessage.dedupe_key).where(
+            OutboxMessage.dedupe_key.in_([digest_key(u, day) for u in tasks]))))
+        tasks = {u: t for u, t in tasks.items() if digest_key(u, day) not in done}
+    if not tasks:
+        return 0
+    queued = 0
+    with unit_of_work(engine) as uow:
+        conn = uow.connection
+        users = conn.execute(select(User.username, User.email).where(
+            User.username.in_(sorted(tasks)), User.active.is_(True),
+            User.email.is_not(None))).all()
+        audit = AuditBatch(SYSTEM)
+        for user in users:
+            if not user.email:
+                continue
+            mine = tasks[user.username]
+            message = mail.render("task_digest", {
+                "username": user.username,
+                "overdue": [t for t in mine if t["state"] == "overdue"],
+                "due_soon": [t for t in mine if t["state"] == "due_soon"]}, conn=conn)
+            queued += _queue(conn, audit, message, kind="task_digest", to_address=user.email,
+                             recipient=user.username,
+                             dedupe_key=digest_key(user.username, day))
+        audit.write(conn)
+    return queued
+
+
+
+def _assignee(workflow: BpmnWorkflow, task_id: str) -> str | None:
+    """The user a ready task is assigned to by name, as its projection row has it."""
+    task = workflow.get_task_from_id(UUID(task_id))
+    if task is None:
+        return None
+    return task_assignment(task.task_spec.lane, task.data)[1]
