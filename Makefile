@@ -16,7 +16,7 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/complaints db upgrade
-	$(BIN)/complaints definitions deploy processes
+	$(BIN)/complaints definitions deploy processes --keep-newer
 	$(BIN)/complaints demo-users
 	@bash scripts/run.sh
 
@@ -25,6 +25,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/timers.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +22,11 @@ EX_TEMPFAIL = 75
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from engine.governance import ensure_all
+
     migrate.upgrade(get_engine())
+    with unit_of_work() as uow:  # processes deployed before governance get an owner row
+        ensure_all(uow.session, CLI_ACTOR)
     print("database schema is up to date")
     return 0
 
@@ -44,7 +47,8 @@ def _definitions_deploy(args: argparse.Namespace) -> int:
     if directory is None:
         return 1
     with unit_of_work() as uow:
-        result = deploy_directory(uow.session, directory, CLI_ACTOR, args.note)
+        result = deploy_directory(uow.session, directory, CLI_ACTOR, args.note,
+                                  keep_newer=args.keep_newer)
     if not result.ok:
         for problem in result.problems:
             print(problem)
@@ -116,21 +120,7 @@ def _worker(args: argparse.Namespace) -> int:
     from engine import worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    engine = get_engine()
-    if args.once:
-        count = worker.run_once(engine)
-        print(f"processed {count} due instance(s)")
-        return 0
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
-    try:
-        worker.run_forever(engine, should_stop=lambda: bool(stop))
-    except KeyboardInterrupt:
-        pass
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return worker.command(get_engine(), once=args.once)
 
 
 def _mailgate(args: argparse.Namespace) -> int:
@@ -184,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = dsub.add_parser("deploy", help="validate and deploy BPMN/DMN files")
     deploy.add_argument("dir", nargs="?", help="directory (default: processes/)")
     deploy.add_argument("--note", help="change note: what changed in the policy and why")
+    deploy.add_argument("--keep-newer", action="store_true",
+                        help="leave a process alone when its files equal a version deployed "
+                             "before (keeps newer versions deployed from the editor)")
     deploy.set_defaults(func=_definitions_deploy)
     scenario_test = dsub.add_parser(
         "test", help="run the scenario files DIR/tests/*.json against the diagrams in DIR")

@@ -14,7 +14,7 @@ workflow before and after the step, without reading the rows back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task, TaskState
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from engine import clock, runtime, spiff, templates
+from engine import clock, deadlines, runtime, spiff, templates, wakeup
 from engine.audit import Actor, AuditBatch
 from engine.closures import load_calendar
 from engine.db import UnitOfWork
@@ -194,26 +194,6 @@ def fire_due_timers(uow: UnitOfWork, instance_id: int, actor: Actor) -> Instance
     return ref
 
 
-def due_instance_ids(
-    conn: Connection, now: datetime, limit: int = 100, exclude: Collection[int] = ()
-) -> list[int]:
-    """Running instances whose next timer is due (indexed; nothing is deserialized).
-
-    On PostgreSQL rows locked by another worker are skipped (``SKIP LOCKED``).
-    """
-    query = (
-        select(ProcessInstance.id)
-        .where(ProcessInstance.status == RUNNING, ProcessInstance.next_due_at <= now)
-        .order_by(ProcessInstance.next_due_at)
-        .limit(limit)
-    )
-    if exclude:
-        query = query.where(ProcessInstance.id.not_in(list(exclude)))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(conn.scalars(query))
-
-
 # -- loading under lock ------------------------------------------------------------------
 
 _INSTANCE_COLUMNS = (
@@ -375,24 +355,8 @@ def _persist(
         status, completed_at = COMPLETE, now
         audit.add("instance_completed")
     next_due_at = runtime.next_timer_due(workflow) if status == RUNNING else None
-    result = conn.execute(_SAVE_STATE, {
-        "b_id": ref.id,
-        "b_version": ref.lock_version,
-        "b_new_version": ref.lock_version + 1,
-        "b_state": spiff.dumps_state(workflow),
-        "b_status": status,
-        "b_now": now,
-        "b_completed_at": completed_at,
-        "b_next_due_at": next_due_at,
-        "b_error_message": error.message if error else None,
-        "b_error_task_id": error.task_id if error else None,
-        "b_error_task_bpmn_id": error.bpmn_id if error else None,
-    })
-    if result.rowcount != 1:
-        raise Conflict("the case was changed by someone else meanwhile; reload and retry")
-    ref.lock_version += 1
-    ref.status = status
-    ref.next_due_at = next_due_at
+    save_state(uow, ref, workflow, status, next_due_at=next_due_at, completed_at=completed_at,
+               error=error, now=now)
     ready_rows = before
     if status != ERROR:
         ready_rows = _refresh_tasks(conn, ref, workflow, audit, now, before)
@@ -402,6 +366,15 @@ def _persist(
     if status == RUNNING:  # a finished or broken instance will not run again soon
         instance_id, version = ref.id, ref.lock_version
         uow.after_commit(lambda: runtime.put_cached(instance_id, version, workflow, ready_rows))
+
+
+def _announce_if_earlier(uow: UnitOfWork, ref: InstanceRef, new: datetime | None) -> None:
+    """Wake the deadline worker when this save gives a running instance an earlier due
+    time than the worker knew of (``ref`` as it was before the save; engine/wakeup.py: a
+    NOTIFY in this transaction on PostgreSQL, a datagram after the commit on SQLite)."""
+    old = ref.next_due_at if ref.status == RUNNING else None
+    if new is not None and (old is None or new < old):
+        wakeup.announce(uow, new)
 
 
 def _refresh_tasks(
@@ -446,7 +419,7 @@ def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, A
         "id": str(task.id),
         "instance_id": ref.id,
         "bpmn_id": spec.name,
-        "title": spec.bpmn_name or spec.name,
+        "title": deadlines.task_title(task, now),
         "lane": spec.lane,
         "role": role,
         "assignee": assignee,
@@ -461,7 +434,63 @@ def _task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, A
     }
 
 
+# -- for admin actions (engine/admin_actions.py): the same locks and versioned save -------
+
+def lock_instance(conn: Connection, instance_id: int) -> InstanceRef:
+    """Lock an instance row (``FOR UPDATE`` on PostgreSQL) and read it under that lock."""
+    return _lock_instance(conn, instance_id)
+
+
+def lock_task(conn: Connection, task_id: str) -> tuple[InstanceRef, TaskRef]:
+    """Lock a task's instance row and read both rows under that lock."""
+    return _lock_task(conn, task_id)
+
+
+def save_state(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, status: str, *,
+               next_due_at: datetime | None, completed_at: datetime | None = None,
+               error: runtime.StepError | None = None, now: datetime | None = None) -> None:
+    """Save the state, status and error with the version check of every step, and wake
+    the worker for an earlier due time. Every step saves through here (``_persist``), and
+    so does an admin action that changes a workflow without running it; the projections
+    are the caller's."""
+    result = uow.connection.execute(_SAVE_STATE, {
+        "b_id": ref.id,
+        "b_version": ref.lock_version,
+        "b_new_version": ref.lock_version + 1,
+        "b_state": spiff.dumps_state(workflow),
+        "b_status": status,
+        "b_now": now or clock.now(),
+        "b_completed_at": completed_at,
+        "b_next_due_at": next_due_at,
+        "b_error_message": error.message if error else None,
+        "b_error_task_id": error.task_id if error else None,
+        "b_error_task_bpmn_id": error.bpmn_id if error else None,
+    })
+    if result.rowcount != 1:
+        raise Conflict("the case was changed by someone else meanwhile; reload and retry")
+    _announce_if_earlier(uow, ref, next_due_at)
+    ref.lock_version += 1
+    ref.status = status
+    ref.next_due_at = next_due_at
+
+
+def persist_step(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, audit: AuditBatch,
+                 error: runtime.StepError | None, before: set[str]) -> None:
+    """Save a step an admin action ran (a retry) through the one save path of the engine."""
+    _persist(uow, ref, workflow, audit, error, before)
+
+
+def task_projection(ref: InstanceRef, task: Task, now: datetime) -> dict[str, Any]:
+    """The ``human_tasks`` row of a READY user task."""
+    return _task_projection(ref, task, now)
+
+
 # The Complaints Register keeps its rows in step through an after-step hook. Imported
 # here, after everything it uses is defined, so that every caller of the engine (web,
 # worker, CLI) has it.
 from engine import register as _register  # noqa: E402, F401, I001
+# The annual review of definitions records its decisions the same way (engine/reviews.py).
+from engine import reviews as _reviews  # noqa: E402, F401, I001
+# Mail caused by a step (acknowledgement, "a task for you") is queued in its transaction
+# (engine/notifications.py; it does not depend on the order of the hooks).
+from engine import notifications as _notifications  # noqa: E402, F401, I001

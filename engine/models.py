@@ -255,3 +255,144 @@ class ComplaintAccessGrant(Base):
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(Text)
+
+
+class DefinitionDraft(Base):
+    """A process owner's unsaved revision of one process's files (the editor's draft).
+
+    One draft per process and user; ``files`` maps a file name (``acknowledgement.bpmn``,
+    ``forms/send_acknowledgement.json``) to its text. ``based_on_version`` is the version
+    the draft was opened from, so a deploy can warn when someone else deployed since.
+    """
+
+    __tablename__ = "definition_drafts"
+    __table_args__ = (UniqueConstraint("process_id", "username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    username: Mapped[str] = mapped_column(String(80))
+    based_on_version: Mapped[int | None] = mapped_column(Integer)
+    files: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProcessGovernance(Base):
+    """Who owns a process definition and when its annual review is due."""
+
+    __tablename__ = "process_governance"
+
+    process_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(80))
+    #: Months between approval and the next review (12 = the policy's annual review).
+    review_interval_months: Mapped[int] = mapped_column(Integer, default=12)
+    last_approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    review_due_on: Mapped[date | None] = mapped_column(Date, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DefinitionReview(Base):
+    """One review of a process definition, run as a ``definition_review`` instance."""
+
+    __tablename__ = "definition_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    #: The version under review (on approval: the version approved, the current one then).
+    definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"))
+    instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_instances.id"), unique=True)
+    started_by: Mapped[str | None] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: ``None`` while running; ``sent_back`` after a send-back (still running); finally
+    #: ``approved`` or ``rejected`` (by Senior Management after too many rounds).
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    approver: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    notes: Mapped[str | None] = mapped_column(Text)
+    next_review_on: Mapped[date | None] = mapped_column(Date)
+    #: The approver's name and title as typed on the approval ("Approved by").
+    approver_name: Mapped[str | None] = mapped_column(String(200))
+    #: The process owner's findings and the changes made or proposed (last round).
+    findings: Mapped[str | None] = mapped_column(Text)
+    changes_made: Mapped[str | None] = mapped_column(Text)
+    #: Decisions taken so far (each send-back is one round).
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    #: The last year's figures the review started with (engine.reviews.last_year_figures).
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class OutboxMessage(Base):
+    """One e-mail, written in the transaction of the step that causes it (engine/outbox.py).
+
+    ``message_id`` is made when the message is queued and sent as its Message-ID
+    header on every attempt, so that a copy sent again after a crash (between the SMTP
+    server's acceptance and the recording of it) is folded by mail clients.
+    ``dedupe_key`` (unique when set) keeps a message from being queued twice, e.g. one
+    acknowledgement per complaint, one digest per user and day.
+    """
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    to_address: Mapped[str] = mapped_column(String(320))
+    #: The staff user the message is for (notifications), or None (the complainant).
+    recipient: Mapped[str | None] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    #: The process instance (and so the complaint) the message is about, if any.
+    instance_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: ``queued`` (waiting for its next attempt), ``sent`` or ``failed`` (gave up).
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ComplaintDeadline(Base):
+    """The record of one deadline of a case: when due, and when met or missed (reports).
+
+    Kept by engine/deadlines.py from the register's after-step hook. ``state`` is
+    ``open``, ``met``, ``met_late`` or ``missed`` (due time passed unmet; ``missed_at`` is
+    when that was recorded, normally by the deadline's timer firing). ``computed_at`` is
+    when the process set this due time (the start of its "due soon" window).
+    """
+
+    __tablename__ = "complaint_deadlines"
+    __table_args__ = (UniqueConstraint("complaint_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    name: Mapped[str] = mapped_column(String(60))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    missed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MailTemplate(Base):
+    """One saved version of a mail template (engine/mail_templates.py), edited by a
+    process owner in the browser. The newest version of a name is the text sent; with
+    none, the file shipped in processes/mail is."""
+
+    __tablename__ = "mail_templates"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(80))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    change_note: Mapped[str] = mapped_column(Text)

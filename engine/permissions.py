@@ -101,3 +101,30 @@ def personal_data_visible(actor: Actor) -> ColumnElement[bool]:
         return true()
     return or_(Complaint.need_to_know == false(), Complaint.owner == actor.username,
                _active_grant(actor.username, Complaint.id))
+
+
+# -- process definitions and their annual review (engine/governance.py, engine/reviews.py) --
+
+#: Roles that see the definitions list, a process's versions and its review records.
+DEFINITION_READER_ROLES = frozenset({"process_owner", "admin", "quality_manager", "auditor",
+                                     "senior_management"})
+
+
+def may_view_definitions(actor: Actor) -> bool:
+    return bool(actor.roles & DEFINITION_READER_ROLES)
+
+
+def may_download_definition(actor: Actor) -> bool:
+    """A version's files (BPMN, DMN, forms): process owners and admins."""
+    return actor.has_role("process_owner") or actor.has_role("admin")
+
+
+def may_change_governance(actor: Actor) -> bool:
+    """A process's owner and review interval: admins and the Quality Manager."""
+    return actor.has_role("admin") or actor.has_role("quality_manager")
+
+
+def may_start_review(actor: Actor) -> bool:
+    """Starting the annual review of a process: process owners and the Quality Manager
+    (and admins)."""
+    return bool(actor.roles & {"process_owner", "quality_manager", "admin"})

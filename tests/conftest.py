@@ -82,6 +82,17 @@ def db_url(request, sqlite_template, tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
+def pg_url(request, monkeypatch) -> str:
+    """A migrated, empty PostgreSQL database (for what only PostgreSQL can do; mark the
+    test ``@pytest.mark.postgres``)."""
+    url = _fresh_pg(request.getfixturevalue("pg_schema_url"))
+    monkeypatch.setenv("COMPLAINTS_DATABASE_URL", url)
+    runtime.clear_caches()
+    yield url
+    runtime.clear_caches()
+
+
+@pytest.fixture
 def sqlite_url(sqlite_template, tmp_path, monkeypatch) -> str:
     """A migrated, empty SQLite database (for tests that need only one database)."""
     url = _fresh_sqlite(sqlite_template, tmp_path)

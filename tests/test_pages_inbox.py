@@ -17,14 +17,12 @@ from sqlalchemy import select
 
 from engine import instances, register
 from engine.audit import Actor
-from engine.db import get_engine, unit_of_work
-from engine.deploy import deploy_directory
+from engine.db import unit_of_work
 from engine.models import Complaint, HumanTask, ProcessDefinition, ProcessInstance
 from engine.roles import ROLES
-from engine.users import create_user
-from web import create_app
 
 from .conftest import FIXTURES
+from .support import seeded_database, test_app
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -70,18 +68,12 @@ def _xml(text: str) -> str:
 
 @pytest.fixture
 def db(db_url, tmp_path):
-    engine = get_engine(db_url)
-    with unit_of_work(engine) as uow:
-        for username, roles in USERS.items():
-            create_user(uow.session, username, PASSWORD, roles)
-        result = deploy_directory(uow.session, process_directory(tmp_path), EVERYONE)
-    assert result.ok, [str(p) for p in result.problems]
-    return engine
+    return seeded_database(db_url, USERS, [process_directory(tmp_path)], EVERYONE)
 
 
 @pytest.fixture
 def app(db):
-    return create_app({"SECRET_KEY": "test-secret", "TESTING": True})
+    return test_app()
 
 
 @pytest.fixture

@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import select
 
 from engine.audit import Actor
-from engine.db import get_engine, unit_of_work
+from engine.db import unit_of_work
 from engine.deploy import deploy_directory
 from engine.instances import start_instance
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance
 from engine.roles import ROLES
-from engine.users import create_token, create_user
+from engine.users import create_token
 from web import create_app
+
+from .support import seeded_database, test_app
 
 PASSWORD = "correct horse battery"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,16 +32,12 @@ USERS = {"sam": ["staff"], "sue": ["staff"], "quinn": ["staff", "quality_manager
 
 @pytest.fixture
 def db(db_url):
-    engine = get_engine(db_url)
-    with unit_of_work(engine) as uow:
-        for username, roles in USERS.items():
-            create_user(uow.session, username, PASSWORD, roles)
-    return engine
+    return seeded_database(db_url, USERS)
 
 
 @pytest.fixture
 def client(db):
-    return create_app({"SECRET_KEY": "test-secret", "TESTING": True}).test_client()
+    return test_app().test_client()
 
 
 @pytest.fixture

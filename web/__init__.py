@@ -36,7 +36,23 @@ _HTTP_CODES = {
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` overrides settings (tests pass ``SECRET_KEY``,
     ``DATABASE_URL``)."""
-    from web import api, auth, csrf, inbox, intake, pages, public, register_pages, task_pages
+    from web import (
+        api,
+        auth,
+        calendar_pages,
+        csrf,
+        definition_pages,
+        editor_pages,
+        inbox,
+        instance_pages,
+        intake,
+        mail_template_pages,
+        outbox_pages,
+        pages,
+        public,
+        register_pages,
+        task_pages,
+    )
 
     env = settings.load()
     app = Flask(__name__)
@@ -58,8 +74,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
-    for area in (inbox, task_pages, intake, public, register_pages):
+    for area in (inbox, task_pages, intake, public, register_pages, outbox_pages,
+                 calendar_pages, definition_pages, editor_pages, instance_pages,
+                 mail_template_pages):
         app.register_blueprint(area.bp)
+    from web import document_pages  # evidence downloads (linked from the case page)
+
+    app.register_blueprint(document_pages.bp)
 
     zone = ZoneInfo(app.config["TIMEZONE"])
     app.jinja_env.filters["local_time"] = lambda dt: _local_time(dt, zone)

@@ -15,8 +15,9 @@ from werkzeug.wrappers import Response
 from engine.audit import Actor
 from engine.calendar import iso
 from engine.deploy import deploy_uploaded
+from engine.documents import resolve_evidence
 from engine.errors import Conflict, EngineError, Forbidden, InvalidData, NotFound
-from engine.forms import form_schema
+from engine.forms import evidence_fields, form_schema
 from engine.inspection import describe_instance
 from engine.instances import claim_task, complete_task, release_task
 from engine.models import Complaint, HumanTask
@@ -24,10 +25,17 @@ from engine.permissions import (
     may_deploy,
     may_inspect_instances,
     may_see_complaint,
+    may_see_personal_data,
     may_work_on,
 )
 from engine.register import COMPLAINANT_FIELDS, flatten_messages, record_complaint, record_reads
-from engine.register_queries import RegisterFilter, complaint_by_reference, register_page
+from engine.register_queries import (
+    RegisterFilter,
+    complaint_by_reference,
+    deadline_records,
+    deadline_states,
+    register_page,
+)
 from web import queries
 from web.auth import current_actor
 from web.db import database_url, uow
@@ -126,13 +134,37 @@ def _iso(instant: datetime | None) -> str | None:
     return iso(instant) if instant is not None else None
 
 
-def complaint_json(row: Complaint) -> dict[str, Any]:
-    """A register record with the interface's field names (shared/interface.md)."""
+def record_with_deadline_states(session, row: Complaint, personal: bool = True,
+                                ) -> dict[str, Any]:
+    """One record (``POST`` and ``GET /complaints/...``) with ``deadline_states``: each
+    deadline's state now (engine.deadlines) and when it was met or its miss recorded."""
+    record = complaint_json(row, personal)
+    record["deadline_states"] = [
+        {"name": d.name, "due_at": _iso(d.due), "state": d.code, "met_at": _iso(d.met_at),
+         "missed_at": _iso(d.missed_at)}
+        for d in deadline_states(row, records=deadline_records(session, row.id))]
+    return record
+
+
+#: What stands for a value withheld from the reader (as on the pages and in the export).
+WITHHELD = "(withheld)"
+
+
+def complaint_json(row: Complaint, personal: bool = True) -> dict[str, Any]:
+    """A register record with the interface's field names (shared/interface.md).
+
+    ``personal`` False (engine.permissions.may_see_personal_data refused: an auditor
+    reading a need-to-know case) withholds the complainant's details: each given one
+    reads WITHHELD, and ``personal_data_withheld`` is true."""
+    complainant = {key: getattr(row, f"complainant_{key}") for key in COMPLAINANT_FIELDS}
+    if not personal:
+        complainant = {key: WITHHELD if value else None for key, value in complainant.items()}
     return {
         "reference": row.reference,
         "channel": row.channel,
         "received_at": _iso(row.received_at),
-        "complainant": {key: getattr(row, f"complainant_{key}") for key in COMPLAINANT_FIELDS},
+        "complainant": complainant,
+        "personal_data_withheld": not personal,
         "summary": row.summary,
         "description": row.description,
         "product_or_service": row.product_or_service,
@@ -213,13 +245,25 @@ def release(task_id: str) -> Response:
     return _change_claim(task_id, release_task)
 
 
+def _evidence_resolved(session: Session, row: HumanTask, data: Any) -> Any:
+    """Evidence fields name documents already kept with the task's complaint (by
+    ``document_id``); engine.documents.resolve_evidence checks them and fills in names."""
+    instance = queries.instance_by_id(session, row.instance_id)
+    schema = form_schema(instance.definition.sources, row.form) if instance else None
+    if not evidence_fields(schema):
+        return data
+    complaint = queries.complaint_by_instance(session, row.instance_id)
+    return resolve_evidence(session, complaint.id if complaint else None, schema, data)
+
+
 @bp.post("/tasks/<task_id>/complete")
 def complete(task_id: str) -> Response:
     payload = CompleteTaskBody().load(_json_object())
     actor = current_actor()
     with uow() as work:
-        _visible_task(work.session, task_id, actor)
-        instance = complete_task(work, task_id, payload["data"], actor)
+        row = _visible_task(work.session, task_id, actor)
+        data = _evidence_resolved(work.session, row, payload["data"])
+        instance = complete_task(work, task_id, data, actor)
         body = {
             "instance": {"id": instance.id, "status": instance.status},
             "next_tasks": [task_json(r)
@@ -236,7 +280,7 @@ def create_complaint() -> tuple[Response, int]:
     actor = current_actor()
     with uow() as work:
         row = record_complaint(work, body, actor)
-        record = complaint_json(row)
+        record = record_with_deadline_states(work.session, row)
     response = jsonify(record)
     response.headers["Location"] = url_for("api.get_complaint", reference=row.reference)
     return response, 201
@@ -251,9 +295,10 @@ def list_complaints() -> Response:
         where = RegisterFilter(status=params.get("status"),
                                classification=params.get("classification"),
                                channel=params.get("channel"), q=params.get("q"))
+        # Auditors see need-to-know complaints too, with the personal data withheld.
         rows, total = register_page(work.session, actor, where, params["page"],
-                                    params["per_page"], withholding_personal_data=False)
-        items = [complaint_json(row) for row in rows]
+                                    params["per_page"], withholding_personal_data=True)
+        items = [complaint_json(row, may_see_personal_data(actor, row)) for row in rows]
     _audit_reads(actor, rows, "register")
     return jsonify({"items": items, "page": params["page"], "per_page": params["per_page"],
                     "total": total})
@@ -264,9 +309,10 @@ def get_complaint(reference: str) -> Response:
     actor = current_actor()
     with uow(write=False) as work:
         row = complaint_by_reference(work.session, reference)
-        if row is None or not may_see_complaint(actor, row):
+        if row is None or not may_see_complaint(actor, row, withholding_personal_data=True):
             raise NotFound(f"there is no complaint {reference!r}")
-        record = complaint_json(row)
+        record = record_with_deadline_states(work.session, row,
+                                             may_see_personal_data(actor, row))
     _audit_reads(actor, [row], "record")
     return jsonify(record)
 

@@ -62,6 +62,11 @@ def _schemas() -> dict[str, Any]:
         "channel": {"type": "string", "enum": list(CHANNELS)},
         "received_at": _INSTANT,
         "complainant": {**complainant, "required": list(complainant["properties"])},
+        "personal_data_withheld": {
+            "type": "boolean",
+            "description": "true when the reader may not see this need-to-know case's "
+                           "personal data (the auditor): each given complainant detail "
+                           "then reads \"(withheld)\""},
         "summary": _TEXT,
         "description": _TEXT,
         "product_or_service": _NULLABLE_TEXT,
@@ -133,8 +138,10 @@ def _schemas() -> dict[str, Any]:
         }]},
         "CompleteTaskBody": {
             "type": "object",
-            "properties": {"data": {"type": "object",
-                                    "description": "the form's field values"}},
+            "properties": {"data": {"type": "object", "description": (
+                "the form's field values; an evidence field (\"format\": \"evidence\") "
+                "takes [{\"document_id\": N}, ...] naming documents already kept with "
+                "the case (the file names are filled in from them)")}},
             "required": ["data"],
             "additionalProperties": False,
         },
@@ -167,6 +174,22 @@ def _schemas() -> dict[str, Any]:
         },
         "Complaint": {"type": "object", "properties": complaint_properties,
                       "required": list(complaint_properties)},
+        "ComplaintWithDeadlineStates": {"allOf": [_ref("Complaint"), {
+            "type": "object",
+            "properties": {"deadline_states": {"type": "array", "items": {
+                "type": "object",
+                "description": "each deadline with its state now (earliest first); met_at "
+                               "is when it was met, missed_at when its miss was recorded",
+                "properties": {
+                    "name": _TEXT,
+                    "due_at": _INSTANT,
+                    "state": {"type": "string", "enum": ["on_time", "due_soon", "overdue",
+                                                         "met_late", "met"]},
+                    "met_at": _NULLABLE_INSTANT,
+                    "missed_at": _NULLABLE_INSTANT,
+                },
+                "required": ["name", "due_at", "state", "met_at", "missed_at"]}}},
+            "required": ["deadline_states"]}]},
         "RegisterPage": {
             "type": "object",
             "properties": {
@@ -308,7 +331,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "Record a new complaint and start its process (staff role)",
                 "requestBody": {"required": True, "content": _json(_ref("ComplaintInput"))},
                 "responses": {
-                    **_ok("the recorded complaint", _ref("Complaint"), "201"),
+                    **_ok("the recorded complaint", _ref("ComplaintWithDeadlineStates"),
+                          "201"),
                     **_errors(400, 401, 403, 422),
                 },
             },
@@ -317,7 +341,8 @@ def _paths() -> dict[str, Any]:
             "summary": "One complaint of the register",
             "parameters": [{"name": "reference", "in": "path", "required": True,
                             "schema": {"type": "string"}, "example": "CMP-2026-000042"}],
-            "responses": {**_ok("the complaint", _ref("Complaint")), **_errors(401, 404)},
+            "responses": {**_ok("the complaint", _ref("ComplaintWithDeadlineStates")),
+                          **_errors(401, 404)},
         }},
         "/instances/{instance_id}": {"get": {
             "summary": "A process instance as the engine sees it (admin)",
