@@ -152,10 +152,12 @@ def _mailgate(args: argparse.Namespace) -> int:
 
 
 def _demo_users(args: argparse.Namespace) -> int:
-    from engine.demo import ensure_demo_users
+    from engine.demo import DEMO_PROCESS_OWNER, ensure_demo_owners, ensure_demo_users
 
     with unit_of_work() as uow:
         lines = ensure_demo_users(uow.session, CLI_ACTOR)
+        if ensure_demo_owners(uow.session, CLI_ACTOR):
+            lines.append(f"(processes without an owner now belong to {DEMO_PROCESS_OWNER})")
     print("Demo users (sign in at http://127.0.0.1:8000/login):")
     for line in lines:
         print(f"  {line}")

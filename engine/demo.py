@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import governance
 from engine.audit import Actor
+from engine.models import ProcessGovernance
 from engine.users import create_user, get_user
 
 DEMO_PASSWORD = "demo-password"
@@ -20,6 +23,8 @@ DEMO_USERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ada.admin", ("admin",)),
     ("aud.auditor", ("auditor",)),
 )
+#: Owns the deployed processes that have no owner yet (their annual review is theirs).
+DEMO_PROCESS_OWNER = "paul.process"
 
 
 def ensure_demo_users(session: Session, actor: Actor) -> list[str]:
@@ -31,3 +36,17 @@ def ensure_demo_users(session: Session, actor: Actor) -> list[str]:
                         f"{username}@example.invalid", actor)
         lines.append(f"{username:<15} password {DEMO_PASSWORD}  roles: {', '.join(roles)}")
     return lines
+
+
+def ensure_demo_owners(session: Session, actor: Actor) -> list[str]:
+    """Give every deployed process without an owner the demo process owner; their ids.
+
+    Done as the Quality Manager would on the definitions page (audited the same way)."""
+    governance.ensure_all(session, actor)
+    unowned = session.scalars(
+        select(ProcessGovernance).where(ProcessGovernance.owner.is_(None))).all()
+    quality_manager = Actor(actor.username, frozenset({"quality_manager"}))
+    for row in unowned:
+        governance.set_governance(session, row.process_id, DEMO_PROCESS_OWNER,
+                                  row.review_interval_months, quality_manager)
+    return [row.process_id for row in unowned]

@@ -141,3 +141,16 @@ def test_console_script_is_installed():
     assert result.returncode == 0
     for command in ("db", "definitions", "users", "tokens", "serve", "worker"):
         assert command in result.stdout
+
+
+def test_demo_users_give_unowned_processes_the_demo_process_owner(sqlite_url, capsys):
+    from engine.models import ProcessGovernance
+
+    assert run(capsys, "definitions", "deploy", str(FIXTURES / "engine"))[0] == 0
+    code, out, _ = run(capsys, "demo-users")
+    assert code == 0 and "paul.process" in out
+    with unit_of_work(get_engine(), write=False) as uow:
+        owners = {row.process_id: row.owner
+                  for row in uow.session.scalars(select(ProcessGovernance))}
+    assert owners == {"complaint_like": "paul.process"}
+    assert run(capsys, "demo-users")[0] == 0  # again: nothing to change, no error
