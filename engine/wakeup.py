@@ -149,8 +149,12 @@ class Waiter:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds; True when woken before it ran out."""
-        sources = [self._read_fd, *self._sources()]
-        readable, _, _ = select.select(sources, [], [], max(0.0, timeout))
+        # poll(), not select(): select() cannot watch a descriptor numbered 1024 or more,
+        # which a process with many open files (a test run, a busy host) gives out.
+        poller = select.poll()
+        for fd in (self._read_fd, *self._sources()):
+            poller.register(fd, select.POLLIN)
+        readable = [fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)]
         if not readable:
             return False
         if self._read_fd in readable:

@@ -524,3 +524,29 @@ def test_logging_deadline_falling_due_is_escalated_by_the_worker_process(db_url,
     assert 0 <= late < 2
     assert re.search(r"instance \d+: timers fired", running.output)
     assert count_where(db, AuditEvent, AuditEvent.action == "task_completed") == 0
+
+
+def test_a_waiter_works_with_descriptors_above_1024(db):
+    """select() cannot watch descriptor 1024 or above; a busy process has such numbers."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.fail(f"this machine allows only {hard} open files; the test needs 1100")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
+    filler = []
+    try:
+        while True:  # use up the descriptors below 1024, so the waiter gets higher ones
+            fd = os.open(os.devnull, os.O_RDONLY)
+            filler.append(fd)
+            if fd >= 1024:
+                break
+        with wakeup.open_waiter(db) as waiter:
+            assert not waiter.wait(0)
+            with unit_of_work(db) as uow:
+                wakeup.announce(uow, clock.now())
+            assert waiter.wait(5)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
