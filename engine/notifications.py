@@ -30,7 +30,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import Connection, Engine, bindparam, or_, select
 
 from engine import clock, deadlines, mail, outbox, register, settings
 from engine.audit import SYSTEM, Actor, AuditBatch
@@ -132,14 +132,20 @@ def notify_task_assigned(conn: Connection, task_id: str, actor: Actor) -> bool:
     return queued > 0
 
 
+# Built once: it runs after every step that readies a task assigned to a named user.
+_ASSIGNED_TASKS = (
+    select(HumanTask.id, HumanTask.instance_id, HumanTask.title, HumanTask.assignee,
+           HumanTask.due_at, User.email, User.active, Complaint.reference)
+    .join(User, User.username == HumanTask.assignee)
+    .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+    .where(HumanTask.id.in_(bindparam("task_ids", expanding=True)),
+           HumanTask.state == "ready")
+)
+
+
 def _queue_assignment_mail(conn: Connection, audit: AuditBatch, task_ids: set[str],
                            reference: str | None = None) -> int:
-    rows = conn.execute(
-        select(HumanTask.id, HumanTask.instance_id, HumanTask.title, HumanTask.assignee,
-               HumanTask.due_at, User.email, User.active, Complaint.reference)
-        .join(User, User.username == HumanTask.assignee)
-        .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
-        .where(HumanTask.id.in_(sorted(task_ids)), HumanTask.state == "ready")).all()
+    rows = conn.execute(_ASSIGNED_TASKS, {"task_ids": sorted(task_ids)}).all()
     queued = 0
     for row in rows:
         if not (row.email and row.active):

@@ -28,28 +28,30 @@ For other processes they are instance counts: started, completed, in error, runn
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from engine import clock, settings
 from engine import register as _register  # a module: it may still be loading (cycle)
-from engine.audit import Actor, AuditBatch, record
+from engine.audit import SYSTEM, Actor, AuditBatch, record
 from engine.calendar import calendar_from_settings, iso, parse_instant
 from engine.case_data import case_data
-from engine.db import UnitOfWork
+from engine.db import UnitOfWork, unit_of_work
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.governance import (
     DUE_SOON_DAYS,
     due_after,
     ensure_governance,
     first_deployed_at,
+    today,
 )
 from engine.instances import (
     COMPLETE,
@@ -262,6 +264,47 @@ def start_review(uow: UnitOfWork, process_id: str, actor: Actor) -> DefinitionRe
            details={"process_id": process_id, "version": definition.version,
                     "review_id": review.id})
     return review
+
+
+# -- the schedule -------------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+
+def reviews_falling_due(session: Session, on: date) -> list[str]:
+    """The processes whose review is due (within DUE_SOON_DAYS of its date) or overdue
+    on ``on`` and not under way: the ones the worker starts (none while the review
+    process itself is not deployed)."""
+    if session.scalar(select(ProcessDefinition.id)
+                      .where(ProcessDefinition.process_id == REVIEW_PROCESS_ID)
+                      .limit(1)) is None:
+        return []
+    candidates = session.scalars(
+        select(ProcessGovernance.process_id)
+        .where(ProcessGovernance.review_due_on <= on + timedelta(days=DUE_SOON_DAYS))
+        .order_by(ProcessGovernance.review_due_on, ProcessGovernance.process_id)).all()
+    return [process_id for process_id in candidates if open_review(session, process_id) is None]
+
+
+def start_due_reviews(engine: Engine, actor: Actor = SYSTEM) -> list[str]:
+    """Start the review of every process falling due (the worker does this, so that the
+    annual review runs without anyone remembering it); the process ids started.
+
+    Each review starts in its own transaction; one that cannot start (the review process
+    is not deployed, another worker started it first) is logged and left for later.
+    """
+    with unit_of_work(engine, write=False) as uow:
+        due = reviews_falling_due(uow.session, today())
+    started = []
+    for process_id in due:
+        try:
+            with unit_of_work(engine) as uow:
+                start_review(uow, process_id, actor)
+        except (Conflict, NotFound) as exc:
+            log.info("review of %s not started: %s", process_id, exc)
+            continue
+        started.append(process_id)
+    return started
 
 
 # -- recording the decisions ---------------------------------------------------------------

@@ -42,7 +42,7 @@ from pathlib import Path
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
-from engine import clock, instances, notifications, outbox, wakeup
+from engine import clock, instances, notifications, outbox, reviews, wakeup
 from engine.audit import SYSTEM
 from engine.db import is_sqlite, unit_of_work
 from engine.errors import EngineError
@@ -178,8 +178,14 @@ def next_wake(engine: Engine, skip: Collection[int] = ()) -> datetime | None:
 
 
 def deliver_mail(engine: Engine) -> int:
-    """Queue the staff digests that are due, then send the queued messages that are due
-    (a failure is logged, not raised: mail must not stop the deadlines)."""
+    """Start the annual reviews falling due and queue the staff digests that are due,
+    then send the queued messages that are due (a failure is logged, not raised: these
+    must not stop the deadlines)."""
+    try:
+        for process_id in reviews.start_due_reviews(engine):
+            log.info("started the annual review of %s", process_id)
+    except Exception:  # noqa: BLE001
+        log.exception("starting the reviews falling due failed")
     try:
         notifications.queue_due_digests(engine)
     except Exception:  # noqa: BLE001

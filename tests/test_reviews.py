@@ -302,3 +302,44 @@ def test_the_approval_names_the_version_current_when_approved(db, manual_clock, 
     with unit_of_work(db, write=False) as uow:
         [(done, version)] = reviews.reviews_of(uow.session, "complaint_handling")
     assert (done.outcome, version) == ("approved", 2)
+
+
+def started_reviews(db) -> list[tuple[str, str | None]]:
+    with unit_of_work(db, write=False) as uow:
+        return list(uow.session.execute(
+            select(DefinitionReview.process_id, DefinitionReview.started_by)
+            .order_by(DefinitionReview.process_id)).all())
+
+
+def test_the_worker_starts_each_review_when_it_falls_due_and_only_once(db, manual_clock):
+    from engine import worker
+
+    # Deployed Mon 21 Dec 2026: due 21 Dec 2027, "due" from 30 days before.
+    manual_clock.set(datetime(2027, 11, 20, 10, 0, tzinfo=LONDON))
+    assert reviews.start_due_reviews(db) == []
+    manual_clock.set(datetime(2027, 11, 22, 10, 0, tzinfo=LONDON))
+    worker.deliver_mail(db)  # the worker's round of routine jobs
+    deployed = sorted(p.stem for p in PROCESSES.glob("*.bpmn"))
+    assert [pid for pid, _ in started_reviews(db)] == deployed
+    assert {by for _, by in started_reviews(db)} == {"system"}
+    assert reviews.start_due_reviews(db) == []  # under way: not started twice
+    review = next(r for r in all_reviews(db) if r.process_id == "complaint_handling")
+    assert ready_task(db, review).bpmn_id == "review_process_definition"
+
+
+def test_a_review_approved_is_not_started_again_until_the_next_year(db, manual_clock):
+    manual_clock.set(datetime(2027, 11, 30, 10, 0, tzinfo=LONDON))
+    review = start(db)
+    complete(db, review, "review_process_definition", OWNER_REVIEW, PAT)
+    complete(db, review, "approve_process_review", APPROVE, QUINN)
+    assert "complaint_handling" not in reviews.start_due_reviews(db)
+    manual_clock.set(datetime(2028, 11, 30, 10, 0, tzinfo=LONDON))
+    assert "complaint_handling" in reviews.start_due_reviews(db)
+
+
+def all_reviews(db) -> list[DefinitionReview]:
+    with unit_of_work(db, write=False) as uow:
+        found = uow.session.scalars(select(DefinitionReview)).all()
+        for row in found:
+            uow.session.expunge(row)
+    return found
