@@ -214,3 +214,26 @@ def test_no_digest_before_seven_or_when_nothing_is_due(db, manual_clock):
     assert notifications.queue_due_digests(db) == 0
     manual_clock.set(early.replace(hour=7, minute=0))
     assert notifications.queue_due_digests(db) == 1
+
+
+def test_the_staff_acknowledgement_task_says_an_e_mail_acknowledgement_was_sent_already():
+    """The complainant with an e-mail address is acknowledged by mail when the complaint
+    is recorded: the staff task must not lead to a second e-mail."""
+    from lxml import etree
+
+    from engine.settings import PROJECT_ROOT
+    from engine.templates import render_instructions
+
+    tree = etree.parse(str(PROJECT_ROOT / "processes" / "acknowledgement.bpmn"))
+    [source] = tree.xpath(
+        "//bpmn:userTask[@id='send_acknowledgement']//spiffworkflow:instructionsForEndUser"
+        "/text()", namespaces={"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+                               "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"})
+    case = {"reference": "CMP-2026-000001", "summary": "Late delivery"}
+    by_mail = render_instructions(source, {**case, "complainant": {
+        "name": "Alex Morgan", "email": "alex@example.com"}})
+    by_phone = render_instructions(source, {**case, "complainant": {"name": "Alex Morgan"}})
+    assert "already e-mailed the standard acknowledgement" in by_mail
+    assert "Do not send a second one by e-mail" in by_mail
+    assert "alex@example.com" not in by_mail  # the address stays on the case page
+    assert "already e-mailed" not in by_phone
