@@ -152,8 +152,10 @@ def complete_task(
 
 def claim_task(uow: UnitOfWork, task_id: str, actor: Actor) -> TaskRef:
     conn = uow.connection
-    _, row = _lock_task(conn, task_id)
+    ref, row = _lock_task(conn, task_id)
     _check_ready(row, actor)
+    if ref.status != RUNNING:
+        raise Conflict(f"the process is {ref.status}; its tasks cannot be taken now")
     if row.claimed_by != actor.username:
         _set_claim(conn, row, actor.username, actor, "task_claimed")
     return _task_ref(conn, task_id)

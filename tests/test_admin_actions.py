@@ -71,6 +71,9 @@ def test_suspended_instance_timers_do_not_fire_and_tasks_cannot_be_completed(
     assert {t.bpmn_id for t in ready(deployed, instance_id)} == {"investigate"}
     with pytest.raises(Conflict, match="suspended"):
         complete(deployed, instance_id, "investigate", actor=OWNER)
+    [task] = ready(deployed, instance_id)
+    with pytest.raises(Conflict, match="suspended"), unit_of_work(deployed) as uow:
+        instances.claim_task(uow, task.id, OWNER)
     assert details(deployed, instance_id, "instance_suspended").details["reason"] == REASON
 
 
