@@ -42,12 +42,24 @@ def changes_of(task: Task) -> tuple[dict[str, Any], list[str]]:
     return changed, removed
 
 
+#: Changes made to the case outside any task (a new Complaint Owner: engine/owner_change.py),
+#: kept in the top-level workflow's data as ``[{"at": <time.time()>, "set": {...}}]`` and
+#: applied among the tasks' changes at their time (the clock of ``Task.last_state_change``).
+CASE_CHANGES = "case_data_changes"
+
+
 def case_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """The case data: every completed task's changes applied in completion order."""
+    """The case data: every completed task's changes applied in completion order (with
+    the changes made outside a task, ``CASE_CHANGES``, at their time)."""
     data: dict[str, Any] = {}
+    outside = sorted(workflow.data.get(CASE_CHANGES) or [], key=lambda c: c["at"])
     for task in completed_in_order(workflow):
+        while outside and outside[0]["at"] <= task.last_state_change:
+            data.update(outside.pop(0)["set"])
         changed, removed = changes_of(task)
         data.update(changed)
         for key in removed:
             data.pop(key, None)
+    for change in outside:
+        data.update(change["set"])
     return data

@@ -47,6 +47,21 @@ def evidence_fields(schema: dict[str, Any] | None) -> list[str]:
             if isinstance(prop, dict) and prop.get("format") == EVIDENCE_FORMAT]
 
 
+#: A string property with this format names a user who must be an active holder of the
+#: complaint_owner role (checked at task completion: engine.owner_change).
+COMPLAINT_OWNER_FORMAT = "complaint-owner"
+
+
+def complaint_owner_fields(sources: dict[str, str], form_name: str | None) -> list[str]:
+    """The top-level properties of the task's form that name a Complaint Owner."""
+    text = sources.get(form_source_key(form_name)) if form_name else None
+    if text is None:
+        return []
+    properties = _validator(text).schema.get("properties") or {}
+    return [name for name, prop in properties.items()
+            if isinstance(prop, dict) and prop.get("format") == COMPLAINT_OWNER_FORMAT]
+
+
 def check_form_data(sources: dict[str, str], form_name: str | None, data: dict[str, Any]) -> None:
     """Raise InvalidData (with per-field messages) unless ``data`` satisfies the task's form.
 

@@ -29,7 +29,7 @@ from engine.audit import Actor, AuditBatch
 from engine.closures import load_calendar
 from engine.db import UnitOfWork
 from engine.errors import Conflict, Forbidden, NotFound
-from engine.forms import check_form_data
+from engine.forms import check_form_data, complaint_owner_fields
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.permissions import may_work_on
 from engine.roles import task_assignment
@@ -133,8 +133,11 @@ def complete_task(
     _check_ready(task_row, actor)
     if ref.status != RUNNING:
         raise Conflict(f"the process is {ref.status}; its tasks cannot be completed now")
-    check_form_data(runtime.sources_for(conn, ref.definition_id, ref.sha256), task_row.form,
-                    data)
+    sources = runtime.sources_for(conn, ref.definition_id, ref.sha256)
+    check_form_data(sources, task_row.form, data)
+    for name in complaint_owner_fields(sources, task_row.form):  # e.g. assign_complaint_owner
+        if name in data:
+            _owner_change.check_complaint_owner(conn, data[name], name)
     workflow, before = _workflow_for(uow, ref)
     task = workflow.get_task_from_id(UUID(task_id))
     if task is None or not task.has_state(TaskState.READY):
@@ -496,3 +499,9 @@ from engine import reviews as _reviews  # noqa: E402, F401, I001
 # Mail caused by a step (acknowledgement, "a task for you") is queued in its transaction
 # (engine/notifications.py; it does not depend on the order of the hooks).
 from engine import notifications as _notifications  # noqa: E402, F401, I001
+# Users the ISO names in the security assessment are granted access to the case
+# (engine/need_to_know_grants.py; after the register hook, which writes the case's row).
+from engine import need_to_know_grants as _need_to_know_grants  # noqa: E402, F401, I001
+# A form field naming the Complaint Owner must name an active complaint owner, and a
+# running case's owner can be changed (engine/owner_change.py).
+from engine import owner_change as _owner_change  # noqa: E402, I001

@@ -128,3 +128,9 @@ def may_start_review(actor: Actor) -> bool:
     """Starting the annual review of a process: process owners and the Quality Manager
     (and admins)."""
     return bool(actor.roles & {"process_owner", "quality_manager", "admin"})
+
+
+def may_change_owner(actor: Actor) -> bool:
+    """Giving a running case another Complaint Owner (policy 5.2, 8.1): the Quality
+    Manager, the Operations Director and admins."""
+    return bool(actor.roles & {"quality_manager", "operations_director", "admin"})

@@ -281,6 +281,11 @@ def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
         return "The process stopped with an error"
     if action in ("deadline_met", "deadline_missed"):
         return _describe_deadline_event(action, details)
+    if action == "need_to_know_named":
+        granted = ", ".join(details.get("granted") or []) or "nobody new"
+        refused = "".join(f"; not granted: {name} ({why})"
+                          for name, why in (details.get("not_granted") or {}).items())
+        return f"Access given to the users named in the security assessment: {granted}{refused}"
     if action == "register_field_ignored":
         return f"Ignored a value of the wrong kind for “{details.get('field', '?')}”"
     if action == "document_added":  # the name is left out: it may be personal data
@@ -289,6 +294,9 @@ def describe_event(event: AuditEvent, titles: dict[str, str]) -> str:
         return f"Granted {details.get('username', '?')} access to the case"
     if action == "access_revoked":
         return f"Revoked the access of {details.get('username', '?')} to the case"
+    if action == "owner_changed":  # the reason stays in the audit trail (it is free text)
+        return (f"Changed the Complaint Owner from {details.get('from') or 'nobody'} "
+                f"to {details.get('to', '?')}")
     if action == "complaint_read":
         return f"Read the record (via {_VIA.get(details.get('via', ''), details.get('via'))})"
     return action.replace("_", " ").capitalize()

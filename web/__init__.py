@@ -48,9 +48,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         intake,
         mail_template_pages,
         outbox_pages,
+        owner_pages,
         pages,
         public,
         register_pages,
+        report_pages,
         task_pages,
     )
 
@@ -76,7 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     for area in (inbox, task_pages, intake, public, register_pages, outbox_pages,
                  calendar_pages, definition_pages, editor_pages, instance_pages,
-                 mail_template_pages):
+                 mail_template_pages, report_pages, owner_pages):
         app.register_blueprint(area.bp)
     from web import document_pages  # evidence downloads (linked from the case page)
 

@@ -20,12 +20,14 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
+from engine import information_classification
 from engine.access_grants import active_grants, grant_access, revoke_access
 from engine.audit import Actor
 from engine.calendar import iso
 from engine.deadlines import records_of
 from engine.documents import list_documents
 from engine.errors import Forbidden, InvalidData, NotFound
+from engine.information_classification import CLASSIFICATION, CSV_COLUMN
 from engine.models import Complaint
 from engine.permissions import may_grant_access, may_see_complaint, may_see_personal_data
 from engine.register import CHANNELS, CLASSIFICATIONS, COMPLAINANT_FIELDS, STATUSES, record_reads
@@ -44,21 +46,27 @@ from engine.register_queries import (
 )
 from web.auth import current_actor
 from web.db import uow
+from web.owner_pages import owner_choices
 
 bp = Blueprint("register_pages", __name__)
+# The ISMS marking of every page of complaint records (templates/classification_marking.html).
+bp.add_app_template_global(information_classification, "information_classification")
 
 WITHHELD = "(withheld)"
 
 #: The export's columns: the register fields of shared/interface.md, the complainant
-#: object as ``complainant.*``, the deadlines as one JSON object.
+#: object as ``complainant.*``, the deadlines as one JSON object; last, the ISMS
+#: classification of the record ("Confidential", policy 11.1) on every row.
 CSV_FIELDS = (
     "reference", "channel", "received_at",
     *(f"complainant.{key}" for key in COMPLAINANT_FIELDS),
     "summary", "description", "product_or_service", "remedy_sought", "classification",
     "personal_data_involved", "data_breach", "owner", "root_cause", "corrective_action",
     "remedial_measures", "resolution_summary", "status", "deadlines", "logged_at",
-    "acknowledged_at", "resolved_at", "closed_at",
+    "acknowledged_at", "resolved_at", "closed_at", CSV_COLUMN,
 )
+#: The export's file name carries the classification too.
+CSV_FILENAME = f"complaints-register-{CLASSIFICATION.lower()}.csv"
 
 _FILTER_KEYS = ("q", "status", "classification", "channel", "owner", "overdue", "from", "to")
 _CHOICES = {"status": STATUSES, "classification": CLASSIFICATIONS, "channel": CHANNELS}
@@ -164,6 +172,8 @@ def _csv_row(actor: Actor, row: Complaint) -> list[str]:
         if name.startswith("complainant."):
             value = getattr(row, "complainant_" + name.split(".", 1)[1])
             values.append(_cell(value) if personal else (WITHHELD if value else ""))
+        elif name == CSV_COLUMN:
+            values.append(CLASSIFICATION)
         else:
             values.append(_cell(getattr(row, name)))
     return values
@@ -187,7 +197,7 @@ def register_csv() -> Response:
                 read.append(row)
     _audit_reads(actor, read, "register_csv")
     return Response(out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": 'attachment; filename="complaints-register.csv"'})
+        "Content-Disposition": f'attachment; filename="{CSV_FILENAME}"'})
 
 
 @bp.get("/complaints/<reference>")
@@ -207,6 +217,7 @@ def case(reference: str) -> str:
             events=timeline(work.session, row.instance_id),
             documents=list_documents(work, row.reference),
             may_grant=may_grant_access(actor, row),
+            owner_choices=owner_choices(work, actor, row),
             grants=active_grants(work.session, row.id) if may_grant_access(actor, row)
             else [])
     _audit_reads(actor, [row], "case_page")
