@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -42,3 +43,17 @@ def test_app() -> Flask:
     from web import create_app
 
     return create_app({"SECRET_KEY": "test-secret", "TESTING": True})
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """The CSRF token of the form on ``path``, as a browser would read it."""
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD):
+    """Sign ``client`` in through the login form; the client, signed in."""
+    response = client.post("/login", data={"username": username, "password": password,
+                                           "csrf_token": csrf_token(client)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client

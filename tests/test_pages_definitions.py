@@ -29,7 +29,7 @@ from engine.reviews import start_review
 from engine.settings import PROJECT_ROOT
 from engine.users import create_token
 
-from .support import seeded_database, test_app
+from .support import csrf_token, seeded_database, sign_in, test_app
 from .test_reviews import APPROVE, OWNER_REVIEW, PAT, QUINN, SAM
 
 LONDON = ZoneInfo("Europe/London")
@@ -69,16 +69,6 @@ def page(client, auth, user, path, status=200) -> str:
     return response.get_data(as_text=True)
 
 
-def csrf_token(client, path) -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def sign_in(client, username):
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": csrf_token(client, "/login")})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 def deploy_second_version(db, tmp_path, manual_clock):

@@ -22,7 +22,7 @@ from engine.models import Complaint, HumanTask, ProcessDefinition, ProcessInstan
 from engine.roles import ROLES
 
 from .conftest import FIXTURES
-from .support import seeded_database, test_app
+from .support import csrf_token, seeded_database, sign_in, test_app
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -87,16 +87,6 @@ def other(app):
     return app.test_client()
 
 
-def csrf_token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client, username):
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": csrf_token(client)})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 def record(db, by="sam", **changes) -> Complaint:

@@ -17,6 +17,7 @@ from web import create_app
 from web.intake import local_text
 
 from .conftest import FIXTURES
+from .support import csrf_token
 
 PASSWORD = "correct horse battery"
 EVERYONE = Actor("root", frozenset(ROLES))
@@ -32,10 +33,6 @@ def app(db_url, manual_clock):
     assert result.ok, [str(p) for p in result.problems]
     return app
 
-
-def csrf_token(client, path) -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def signed_in(app, username="sam"):

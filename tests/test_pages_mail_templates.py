@@ -15,7 +15,7 @@ from engine.models import AuditEvent, MailTemplate
 from engine.settings import PROJECT_ROOT
 
 from . import support
-from .support import PASSWORD, seeded_database
+from .support import PASSWORD, csrf_token, seeded_database
 
 USERS = {"pat": ["process_owner"], "ada": ["admin"], "sam": ["staff"],
          "quinn": ["staff", "quality_manager"]}
@@ -35,10 +35,6 @@ def db(db_url, manual_clock, monkeypatch):
 def app(db):
     return support.test_app()
 
-
-def csrf_token(client, path="/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def signed_in(app, username):

@@ -4,8 +4,6 @@ PostgreSQL; the SMTP server is aiosmtpd on loopback."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +18,7 @@ from engine.users import create_token, create_user
 
 from .conftest import FIXTURES
 from .mail_server import mail_server_fixture  # noqa: F401 - a fixture
-from .support import seeded_database, test_app
+from .support import csrf_token, seeded_database, sign_in, test_app
 
 PASSWORD = "correct horse battery"
 USERS = {"ada": ["admin"], "sam": ["staff"]}
@@ -37,16 +35,6 @@ def client(db):
     return test_app().test_client()
 
 
-def csrf_token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def sign_in(client, username):
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": csrf_token(client)})
-    assert response.status_code == 302
-    return client
 
 
 def record(db, name="Ann Example", email="ann@example.org", **changes):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import stat
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,8 @@ from engine.db import get_engine, unit_of_work
 from engine.models import AuditEvent, HumanTask, ProcessDefinition, ProcessInstance
 from engine.users import create_user
 from web import create_app, development_secret_key
+
+from .support import csrf_token
 
 PASSWORD = "correct horse battery"
 ADDRESS = "203.0.113.7"
@@ -32,10 +33,6 @@ def app(db_url):
 def client(app):
     return app.test_client()
 
-
-def csrf_token(client, path="/login") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def sign_in(client, username, password=PASSWORD, **extra):

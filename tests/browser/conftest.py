@@ -7,6 +7,7 @@ a missing Chromium fails instead, so CI cannot pass without running them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -49,21 +50,21 @@ def _complaints(env: dict[str, str], *args: str) -> None:
     assert result.returncode == 0, f"complaints {' '.join(args)}:\n{result.stdout}{result.stderr}"
 
 
-@pytest.fixture(scope="session")
-def base_url(tmp_path_factory):
-    """A migrated SQLite database with the deployed processes and the demo users, served by
-    `complaints serve` on a free port. Yields the server's base URL."""
-    _require_chromium()
-    db = tmp_path_factory.mktemp("browser") / "complaints.db"
-    env = dict(os.environ, COMPLAINTS_DATABASE_URL=f"sqlite:///{db}",
-               COMPLAINTS_SECRET_KEY="browser-test-secret-key",
-               COMPLAINTS_EVIDENCE_DIR=str(db.parent / "evidence"))
+@contextlib.contextmanager
+def served_database(directory: Path, secret_key: str):
+    """A migrated SQLite database in ``directory`` with the deployed processes and the
+    demo users, served by `complaints serve` on a free port: yields (base URL, database
+    URL) and stops the server afterwards."""
+    db = directory / "complaints.db"
+    db_url = f"sqlite:///{db}"
+    env = dict(os.environ, COMPLAINTS_DATABASE_URL=db_url, COMPLAINTS_SECRET_KEY=secret_key,
+               COMPLAINTS_EVIDENCE_DIR=str(directory / "evidence"))
     _complaints(env, "db", "upgrade")
     _complaints(env, "definitions", "deploy", "processes")
     _complaints(env, "demo-users")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("browser-log") / "serve.log"
+    log = directory / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(
             [str(BIN / "complaints"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
@@ -79,10 +80,20 @@ def base_url(tmp_path_factory):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"complaints serve did not start:\n{log.read_text()}")
                 time.sleep(0.2)
-        yield url
+        yield url, db_url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def base_url(tmp_path_factory):
+    """The shared test server's base URL (see served_database)."""
+    _require_chromium()
+    with served_database(tmp_path_factory.mktemp("browser"), "browser-test-secret-key") as (
+            url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +125,22 @@ def new_context(chromium, base_url):
     yield make
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def as_user(new_context):
+    """``as_user("sam.staff")``: a page signed in as that user, one browser per user."""
+    from tests.browser.test_browser import sign_in
+
+    pages = {}
+
+    def page_of(username: str):
+        if username not in pages:
+            pages[username] = new_context().new_page()
+            sign_in(pages[username], username)
+        return pages[username]
+
+    return page_of
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from xml.etree import ElementTree
 from playwright.sync_api import expect
 
 from engine.settings import PROJECT_ROOT
-from tests.browser.test_browser import open_task, record_complaint, sign_in, unique
+from tests.browser.test_browser import open_task, record_complaint, unique
 
 SCENARIO = PROJECT_ROOT / "processes" / "tests" / "01_minor_happy_path.json"
 USERS = {"staff": "sam.staff", "operations_director": "olive.ops",
@@ -49,15 +49,8 @@ def fill(page, name: str, value) -> None:
         controls.first.fill(text)
 
 
-def test_minor_complaint_through_every_task_to_closure(new_context, shot):
+def test_minor_complaint_through_every_task_to_closure(as_user, shot):
     scenario = json.loads(SCENARIO.read_text())
-    pages = {}
-
-    def as_user(username):
-        if username not in pages:
-            pages[username] = new_context().new_page()
-            sign_in(pages[username], username)
-        return pages[username]
 
     recorder = as_user("sam.staff")
     summary = unique(scenario["start"]["summary"])

@@ -8,12 +8,6 @@ new versions would change what the other browser tests see.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-import urllib.request
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import create_engine, select
@@ -22,7 +16,7 @@ from sqlalchemy.orm import Session
 from engine.calendar import BusinessCalendar, parse_instant
 from engine.models import Complaint, ProcessDefinition, ProcessInstance
 from engine.settings import PROJECT_ROOT
-from tests.browser.conftest import BIN, _complaints, _free_port, _require_chromium
+from tests.browser.conftest import _require_chromium, served_database
 from tests.browser.test_browser import open_task, record_complaint, sign_in, unique
 from tests.test_drafts import scenario_counts
 
@@ -36,36 +30,9 @@ NOTE = ("The acknowledgement deadline is now 2 working days (was 3): the 2027 po
 def server(tmp_path_factory):
     """(base URL, database URL) of a server of its own."""
     _require_chromium()
-    db = tmp_path_factory.mktemp("editor") / "complaints.db"
-    db_url = f"sqlite:///{db}"
-    env = dict(os.environ, COMPLAINTS_DATABASE_URL=db_url,
-               COMPLAINTS_SECRET_KEY="editor-browser-test-key")
-    _complaints(env, "db", "upgrade")
-    _complaints(env, "definitions", "deploy", "processes")
-    _complaints(env, "demo-users")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("editor-log") / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "complaints"), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/health", timeout=5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"complaints serve did not start:\n{log.read_text()}")
-                time.sleep(0.2)
-        yield url, db_url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+    with served_database(tmp_path_factory.mktemp("editor"), "editor-browser-test-key") as (
+            served):
+        yield served
 
 
 @pytest.fixture

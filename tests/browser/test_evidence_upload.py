@@ -13,21 +13,14 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.test_browser import open_task, record_complaint, sign_in, unique
+from tests.browser.test_browser import open_task, record_complaint, unique
 from tests.browser.test_closure import SCENARIO, USERS, fill, task_titles
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-def test_the_owner_attaches_evidence_while_investigating(new_context, shot):
+def test_the_owner_attaches_evidence_while_investigating(as_user, shot):
     scenario = json.loads(SCENARIO.read_text())
-    pages = {}
-
-    def as_user(username):
-        if username not in pages:
-            pages[username] = new_context().new_page()
-            sign_in(pages[username], username)
-        return pages[username]
 
     reference = record_complaint(as_user("sam.staff"), unique("Evidence of missed visits"))
     titles = task_titles()

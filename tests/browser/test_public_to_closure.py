@@ -27,7 +27,7 @@ def test_every_demo_user_signs_in_and_sees_their_pages(new_context):
             expect(page.locator("header.site")).to_contain_text(username)
 
 
-def test_a_complaint_from_the_public_form_to_closure(new_context, shot):
+def test_a_complaint_from_the_public_form_to_closure(new_context, as_user, shot):
     scenario = json.loads(SCENARIO.read_text())
     public = new_context().new_page()
     public.goto("/complain")
@@ -40,13 +40,6 @@ def test_a_complaint_from_the_public_form_to_closure(new_context, shot):
     expect(public.locator("h1")).to_contain_text("we have received your complaint")
     reference = REFERENCE.search(public.locator("main").inner_text()).group(0)
 
-    pages = {}
-
-    def as_user(username):
-        if username not in pages:
-            pages[username] = new_context().new_page()
-            sign_in(pages[username], username)
-        return pages[username]
 
     titles = task_titles()
     done = []
