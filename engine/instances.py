@@ -53,6 +53,8 @@ class InstanceRef:
     next_due_at: datetime | None = None
     #: (task id, BPMN id) of the user tasks that can be worked on after the step.
     ready_tasks: list[tuple[str, str]] = field(default_factory=list)
+    #: Ids of the tasks this step made ready for a user named in the case (not a role).
+    newly_assigned: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -398,10 +400,13 @@ def _refresh_tasks(
     if gone:
         conn.execute(_CANCEL_TASK_ROWS, {"task_ids": sorted(gone), "at": now})
     new = [task for task_id, task in ready.items() if task_id not in before]
+    ref.newly_assigned = []
     if new:
-        conn.execute(_INSERT_TASKS, [_task_projection(ref, task, now) for task in new])
+        rows = [_task_projection(ref, task, now) for task in new]
+        conn.execute(_INSERT_TASKS, rows)
         for task in new:
             audit.add("task_ready", task_id=str(task.id), bpmn_id=task.task_spec.name)
+        ref.newly_assigned = [row["id"] for row in rows if row["assignee"]]
     ref.ready_tasks = [(task_id, task.task_spec.name) for task_id, task in ready.items()]
     return set(ready)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -38,12 +37,9 @@ from engine.db import unit_of_work
 from engine.errors import InvalidData
 from engine.instances import InstanceRef, on_after_step
 from engine.models import Complaint, HumanTask, OutboxMessage, User
-from engine.roles import task_assignment
 
 #: Digests are queued from this hour (company time) on, once per user and day.
 DIGEST_HOUR = 7
-
-_NOTIFIED = "_complaints_assignments_notified"
 
 
 @on_after_step
@@ -108,17 +104,12 @@ def _queue(conn: Connection, audit: AuditBatch, message: mail.Mail, **fields: An
 
 def _tell_assignees(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
                     audit: AuditBatch) -> None:
-    ready = {task_id for task_id, _ in ref.ready_tasks}
-    # The ids already looked at live on the workflow object, which the engine caches
-    # only after a commit: a cold load looks again, and the dedupe key stops repeats.
-    seen = getattr(workflow, _NOTIFIED, set())
-    new = ready - seen
-    setattr(workflow, _NOTIFIED, ready)
-    new = {task_id for task_id in new if _assignee(workflow, task_id)}
-    if not new:  # the usual case: no SQL
+    """Mail the users the step's new tasks are assigned to (as the projection says)."""
+    if not ref.newly_assigned:  # the usual case: no SQL
         return
     recording = _being_recorded(ref, workflow)
-    _queue_assignment_mail(conn, audit, new, recording["reference"] if recording else None)
+    _queue_assignment_mail(conn, audit, set(ref.newly_assigned),
+                           recording["reference"] if recording else None)
 
 
 def notify_task_assigned(conn: Connection, task_id: str, actor: Actor) -> bool:
@@ -230,12 +221,3 @@ def queue_due_digests(engine: Engine, now: datetime | None = None) -> int:
                              dedupe_key=digest_key(user.username, day))
         audit.write(conn)
     return queued
-
-
-
-def _assignee(workflow: BpmnWorkflow, task_id: str) -> str | None:
-    """The user a ready task is assigned to by name, as its projection row has it."""
-    task = workflow.get_task_from_id(UUID(task_id))
-    if task is None:
-        return None
-    return task_assignment(task.task_spec.lane, task.data)[1]
