@@ -24,6 +24,7 @@ from sqlalchemy import Connection, select
 
 from engine import clock, sandbox, spiff
 from engine.calendar import BusinessCalendar, parse_instant
+from engine.fast_workflow import EngineWorkflow
 from engine.models import ProcessDefinition
 from engine.script_engine import make_script_engine
 from engine.script_helpers import script_helpers
@@ -122,7 +123,7 @@ def script_engine_for(calendar):
 
 def new_workflow(specs: tuple[Any, dict], calendar, data: dict) -> BpmnWorkflow:
     spec, subprocess_specs = specs
-    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine_for(calendar))
+    workflow = EngineWorkflow(spec, subprocess_specs, script_engine=script_engine_for(calendar))
     for task in workflow.get_tasks(state=TaskState.READY):
         task.set_data(**data)
     return workflow

@@ -27,6 +27,8 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task, TaskState
 
+from engine.fast_workflow import EngineSubWorkflow, EngineWorkflow
+
 SERIALIZER_VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 
 
@@ -107,13 +109,27 @@ class _SpecFreeWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
+def _engine_classes(config: dict, workflow_converter, subworkflow_converter) -> dict:
+    """Register the engine's workflow classes (engine/fast_workflow.py) under
+    SpiffWorkflow's typenames, after SpiffWorkflow's own: states stay exactly
+    SpiffWorkflow's, and a restored state is made of the engine's classes."""
+
+    def named(converter, typename: str):
+        return lambda target_class, registry: converter(target_class, registry, typename)
+
+    config[BpmnWorkflow] = workflow_converter
+    config[BpmnSubWorkflow] = subworkflow_converter
+    config[EngineWorkflow] = named(workflow_converter, "BpmnWorkflow")
+    config[EngineSubWorkflow] = named(subworkflow_converter, "BpmnSubWorkflow")
+    return config
+
+
 def _make_serializers() -> tuple[BpmnWorkflowSerializer, BpmnWorkflowSerializer]:
     spec_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
     spec_serializer = BpmnWorkflowSerializer(spec_registry)
-    config = dict(SPIFF_CONFIG)
-    config[BpmnWorkflow] = _SpecFreeWorkflowConverter
+    config = _engine_classes(dict(SPIFF_CONFIG), _SpecFreeWorkflowConverter,
+                             _CompletedSubprocessCachingConverter)
     config[Task] = _FinishedTaskCachingConverter
-    config[BpmnSubWorkflow] = _CompletedSubprocessCachingConverter
     state_serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
     return spec_serializer, state_serializer
 
@@ -123,8 +139,8 @@ _SPEC_SERIALIZER, _STATE_SERIALIZER = _make_serializers()
 
 def uncached_state_serializer() -> BpmnWorkflowSerializer:
     """The state serializer without the finished-task cache (to test the cache against)."""
-    config = dict(SPIFF_CONFIG)
-    config[BpmnWorkflow] = _SpecFreeWorkflowConverter
+    config = _engine_classes(dict(SPIFF_CONFIG), _SpecFreeWorkflowConverter,
+                             BpmnSubWorkflowConverter)
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 
