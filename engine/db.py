@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Text, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,6 +51,36 @@ class UTCDateTime(TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+
+class StateText(TypeDecorator):
+    """An instance state (JSON text), stored compressed on SQLite.
+
+    A state is tens of kilobytes of repetitive JSON, rewritten at every step. On SQLite
+    it is stored as a zlib-compressed BLOB (level 1: about a seventh of the size, in
+    well under a tenth of a millisecond), so a step writes a few pages to the WAL
+    instead of ten. The column keeps its declared TEXT type: SQLite keeps a BLOB as it
+    is in any column, and changing the declared type would mean rebuilding the table
+    every other table refers to. A state stored as text (before this) reads as it was.
+    PostgreSQL compresses large values itself (TOAST), so it stores the text.
+
+    Values go in as ``str`` or ``bytes`` (UTF-8 JSON) and always come out as ``str``.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return zlib.compress(value.encode() if isinstance(value, str) else value, 1)
+        return value if isinstance(value, str) else value.decode()
+
+    def process_result_value(self, value, dialect):
+        if isinstance(value, bytes):
+            return zlib.decompress(value).decode()
+        return value
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from engine.db import UTCDateTime
+from engine.db import StateText, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -90,7 +90,7 @@ class ProcessInstance(Base):
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"), index=True)
     process_id: Mapped[str] = mapped_column(String(255), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
-    state: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(StateText())
     lock_version: Mapped[int] = mapped_column(Integer)
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import threading
+import zlib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from SpiffWorkflow.task import TaskState
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import joinedload
 
 from engine import instances, runtime, spiff, worker
@@ -104,6 +105,37 @@ def test_start_projects_first_user_task_and_stores_state_without_spec(deployed, 
     state = json.loads(instance.state)
     assert "spec" not in state and "subprocess_specs" not in state
     assert len(instance.state) < len(instance.definition.specs_json)
+
+
+def _stored_state(db, instance_id):
+    with db.connect() as conn:
+        return conn.execute(text("SELECT state FROM process_instances WHERE id = :id"),
+                            {"id": instance_id}).scalar_one()
+
+
+def test_the_state_is_stored_compressed_on_sqlite_and_as_text_on_postgresql(deployed,
+                                                                           manual_clock):
+    instance_id = start(deployed, manual_clock)
+    complete(deployed, instance_id, "log", {"summary": "Parcel arrived broken"})
+    state = load(deployed, instance_id).state
+    stored = _stored_state(deployed, instance_id)
+    if deployed.dialect.name == "sqlite":
+        assert isinstance(stored, bytes) and len(stored) * 4 < len(state)
+        assert zlib.decompress(stored).decode() == state
+    else:  # PostgreSQL compresses large values itself
+        assert stored == state
+
+
+def test_a_state_stored_as_plain_text_still_loads_and_runs(deployed, manual_clock):
+    instance_id = start(deployed, manual_clock)
+    state = load(deployed, instance_id).state
+    with deployed.begin() as conn:  # as a step before compression wrote it
+        conn.execute(text("UPDATE process_instances SET state = :state WHERE id = :id"),
+                     {"state": state, "id": instance_id})
+    assert _stored_state(deployed, instance_id) == state
+    runtime.clear_caches()  # the next step loads the state from the database
+    complete(deployed, instance_id, "log", {"summary": "Parcel arrived broken"})
+    assert [t.bpmn_id for t in ready(deployed, instance_id)] == ["acknowledge"]
 
 
 def test_completing_tasks_walks_the_process_to_the_end_with_audit_trail(deployed, manual_clock):
