@@ -6,7 +6,9 @@ with ``get_tasks(state=READY)`` (a ``BpmnTaskIterator``), and every completed ta
 looks for WAITING ones with ``update_waiting_tasks`` (a ``TaskIterator``). Both are
 depth-first walks with per-task filter objects, depth bookkeeping and ``list.pop(0)``.
 
-The classes here answer the same two questions with a plain stack walk. The result is
+The classes here answer the same two questions with a plain stack walk (and a third:
+the unfiltered list of every task that SpiffWorkflow builds for its log records at
+each process start and end). The result is
 the same list in the same order, because the walk follows the iterators' own rules:
 
 - children are visited depth first, in ``_children`` order, and only below a task
@@ -59,6 +61,7 @@ def task_count(top: BpmnWorkflow) -> int:
 def tasks_in_state(workflow, mask: int) -> list[Task]:
     """``workflow.get_tasks(state=mask)`` (``BpmnTaskIterator``, subprocesses included)."""
     subprocesses = workflow.top_workflow.subprocesses
+    entered = _subprocesses_with_matches(workflow.top_workflow, mask) if subprocesses else ()
     lowest = min_state(mask)
     enter_finished = not mask <= _FINISHED
     found: list[Task] = []
@@ -66,7 +69,7 @@ def tasks_in_state(workflow, mask: int) -> list[Task]:
     while stack:
         task = stack.pop()
         state = task._state
-        subprocess = subprocesses.get(task.id)
+        subprocess = subprocesses.get(task.id) if subprocesses else None
         if subprocess is None:
             if task._children and state >= lowest:
                 tasks = task.workflow.tasks
@@ -74,16 +77,44 @@ def tasks_in_state(workflow, mask: int) -> list[Task]:
         else:
             tasks = task.workflow.tasks
             below = [tasks.get(child) for child in reversed(task._children)]
-            if not state >= _FINISHED or enter_finished:
-                below.append(subprocess.task_tree)  # visited before the children
+            # The iterator walks the subprocess first; one without a match (say, a
+            # finished stage) adds nothing to the result, so it is left out.
+            if (not state >= _FINISHED or enter_finished) and task.id in entered:
+                below.append(subprocess.task_tree)
             stack.extend(below)
         if state & mask:
             found.append(task)
     return found
 
 
+def _subprocesses_with_matches(top: BpmnWorkflow, mask: int) -> set:
+    """Keys of the subprocesses that hold a task in ``mask`` or contain one that does."""
+    subprocesses = top.subprocesses
+    entered = set()
+    for key, subprocess in subprocesses.items():
+        if key in entered:
+            continue
+        for task in subprocess.tasks.values():
+            if task._state & mask:
+                break
+        else:
+            continue
+        # This one and every subprocess it is nested in.
+        while key is not None and key not in entered:
+            entered.add(key)
+            parent = subprocesses[key].parent_task_id
+            holder = next((sp for sp in subprocesses.values() if parent in sp.tasks), None)
+            key = holder.parent_task_id if holder is not None else None
+    return entered
+
+
 def waiting_tasks(workflow) -> Iterator[Task]:
     """``TaskIterator(workflow.task_tree, state=WAITING)``, as lazily as it is."""
+    for task in workflow.tasks.values():
+        if task._state & _WAITING:
+            break
+    else:  # nothing is waiting, and nothing is updated until something is found
+        return
     lowest = TaskState.FUTURE
     stack = [workflow.task_tree]
     while stack:
@@ -103,6 +134,15 @@ class FastScans:
                 and task_count(self.top_workflow) < FAST_SCAN_LIMIT:
             return tasks_in_state(self, kwargs["state"])
         return super().get_tasks(first_task, **kwargs)
+
+    def get_tasks_iterator(self, first_task=None, **kwargs):
+        # Only an unfiltered query from the root: ``Workflow.get_tasks(self)``, by which
+        # SpiffWorkflow lists every task for its log records (whatever the log level) at
+        # each (sub)process start and end. It is consumed at once, as a list.
+        if first_task is None and not kwargs \
+                and task_count(self.top_workflow) < FAST_SCAN_LIMIT:
+            return iter(tasks_in_state(self, TaskState.ANY_MASK))
+        return super().get_tasks_iterator(first_task, **kwargs)
 
     def update_waiting_tasks(self) -> None:
         if len(self.tasks) >= FAST_SCAN_LIMIT:

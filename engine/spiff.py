@@ -18,7 +18,6 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
-    TaskConverter,
     WorkflowConverter,
 )
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
@@ -30,62 +29,7 @@ from SpiffWorkflow.task import Task, TaskState
 from engine.fast_workflow import EngineSubWorkflow, EngineWorkflow
 
 SERIALIZER_VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
-
-
-class _EncodedJSON(dict):
-    """Stands for a part of the state already encoded as JSON (``fragment``).
-
-    SpiffWorkflow's registry adds ``typename`` to what a converter returns, so this is
-    an (empty) dict that ignores that update; the fragment holds the typename already.
-    ``dumps_state`` has orjson pass dict subclasses to its default, which returns the
-    fragment, so the bytes are copied, not encoded again.
-    """
-
-    def __init__(self, fragment: orjson.Fragment):
-        super().__init__()
-        self.fragment = fragment
-
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-
-def _cached_json(converter, obj, slot: str, key: tuple, convert) -> _EncodedJSON:
-    """The JSON of ``obj``, encoded once per ``key``: parts of the state that no longer
-    change are then copied at every later save instead of converted and encoded."""
-    cached = obj.__dict__.get(slot)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    dct = convert(obj)
-    dct["typename"] = converter.registry.typenames[type(obj)]
-    encoded = _EncodedJSON(orjson.Fragment(orjson.dumps(
-        dct, default=_orjson_default(converter.registry), option=_ORJSON_OPTIONS)))
-    obj.__dict__[slot] = (key, encoded)
-    return encoded
-
-
-class _FinishedTaskCachingConverter(TaskConverter):
-    """A finished task (completed, cancelled, errored) no longer changes until its state
-    does. The key holds everything that could still move: the state-change time, the
-    links and the size of the internal data. tests/test_spiff.py checks that the output
-    equals SpiffWorkflow's own after every step of several processes.
-    """
-
-    def to_dict(self, task: Task):
-        if not task.has_state(TaskState.FINISHED_MASK):
-            return super().to_dict(task)
-        key = (task.last_state_change, task._parent, len(task._children),
-               len(task.internal_data))
-        return _cached_json(self, task, "_finished_json", key, super().to_dict)
-
-
-class _CompletedSubprocessCachingConverter(BpmnSubWorkflowConverter):
-    """A completed subprocess (a finished stage) no longer changes."""
-
-    def to_dict(self, workflow: BpmnSubWorkflow):
-        if not workflow.completed:
-            return super().to_dict(workflow)
-        key = (len(workflow.tasks), workflow.last_task.id if workflow.last_task else None)
-        return _cached_json(self, workflow, "_completed_json", key, super().to_dict)
+_FINISHED = TaskState.FINISHED_MASK
 
 
 class _SpecFreeWorkflowConverter(BpmnWorkflowConverter):
@@ -109,39 +53,29 @@ class _SpecFreeWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
-def _engine_classes(config: dict, workflow_converter, subworkflow_converter) -> dict:
-    """Register the engine's workflow classes (engine/fast_workflow.py) under
-    SpiffWorkflow's typenames, after SpiffWorkflow's own: states stay exactly
-    SpiffWorkflow's, and a restored state is made of the engine's classes."""
+def _state_config() -> dict:
+    """SpiffWorkflow's converters, the top-level workflow's without its specs, and the
+    engine's workflow classes (engine/fast_workflow.py) registered under SpiffWorkflow's
+    typenames after SpiffWorkflow's own: states stay exactly SpiffWorkflow's, and a
+    restored state is made of the engine's classes."""
 
     def named(converter, typename: str):
         return lambda target_class, registry: converter(target_class, registry, typename)
 
-    config[BpmnWorkflow] = workflow_converter
-    config[BpmnSubWorkflow] = subworkflow_converter
-    config[EngineWorkflow] = named(workflow_converter, "BpmnWorkflow")
-    config[EngineSubWorkflow] = named(subworkflow_converter, "BpmnSubWorkflow")
+    config = dict(SPIFF_CONFIG)
+    config[BpmnWorkflow] = _SpecFreeWorkflowConverter
+    config[EngineWorkflow] = named(_SpecFreeWorkflowConverter, "BpmnWorkflow")
+    config[EngineSubWorkflow] = named(BpmnSubWorkflowConverter, "BpmnSubWorkflow")
     return config
 
 
-def _make_serializers() -> tuple[BpmnWorkflowSerializer, BpmnWorkflowSerializer]:
-    spec_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
-    spec_serializer = BpmnWorkflowSerializer(spec_registry)
-    config = _engine_classes(dict(SPIFF_CONFIG), _SpecFreeWorkflowConverter,
-                             _CompletedSubprocessCachingConverter)
-    config[Task] = _FinishedTaskCachingConverter
-    state_serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
-    return spec_serializer, state_serializer
-
-
-_SPEC_SERIALIZER, _STATE_SERIALIZER = _make_serializers()
+_SPEC_SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+_STATE_SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_state_config()))
 
 
 def uncached_state_serializer() -> BpmnWorkflowSerializer:
-    """The state serializer without the finished-task cache (to test the cache against)."""
-    config = _engine_classes(dict(SPIFF_CONFIG), _SpecFreeWorkflowConverter,
-                             BpmnSubWorkflowConverter)
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+    """SpiffWorkflow's own converters, spec left out (what ``dumps_state`` is tested against)."""
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_state_config()))
 
 
 def new_parser(validate: bool = True) -> SpiffBpmnParser:
@@ -172,8 +106,6 @@ def _orjson_default(registry):
     """The fallback of SpiffWorkflow's JSON encoder (helpers/encoder.py), for orjson."""
 
     def default(obj):
-        if type(obj) is _EncodedJSON:
-            return obj.fragment
         typename = registry.typenames.get(type(obj))
         if typename is not None:
             return registry.convert_to_dict[typename](obj)
@@ -186,28 +118,139 @@ def _orjson_default(registry):
     return default
 
 
-_STATE_DEFAULT = _orjson_default(_STATE_SERIALIZER.registry)
 # Datetimes go through the registry (as SpiffWorkflow's own encoder does), not orjson.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+class _StateWriter:
+    """Builds the dict of an instance state in one pass: the dict SpiffWorkflow 3.2.0's
+    converters make (``TaskConverter``, ``BpmnSubWorkflowConverter``, and
+    ``BpmnWorkflowConverter`` without the specs), in its encoder mode, without going
+    through the registry for every task and subprocess.
+
+    Parts that no longer change are encoded once and then copied as ``orjson.Fragment``
+    at every later save:
+
+    - a finished task (completed, cancelled, errored), until its state does; the key
+      holds what could still move: the state-change time, the links and the size of
+      the internal data;
+    - a completed subprocess (a finished stage).
+
+    tests/test_spiff.py checks that the result equals SpiffWorkflow's own output after
+    every step of several processes and every policy scenario.
+    """
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.default = _orjson_default(registry)
+        self.typenames = registry.typenames
+        self.task_typename = registry.typenames[Task]
+
+    def workflow(self, workflow: BpmnWorkflow) -> dict:
+        dct = self._common(workflow)
+        dct["subprocesses"] = {str(key): self._subworkflow(subprocess)
+                               for key, subprocess in workflow.subprocesses.items()}
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        dct["typename"] = self.typenames[type(workflow)]
+        return dct
+
+    def _common(self, workflow) -> dict:
+        task = self._task
+        last_task = workflow.last_task
+        return {
+            "data": self.registry.clean(workflow.data),
+            "correlations": workflow.correlations,
+            "last_task": str(last_task.id) if last_task is not None else None,
+            "success": workflow.success,
+            "completed": workflow.completed,
+            "tasks": {str(key): task(value) for key, value in workflow.tasks.items()},
+            "root": str(workflow.task_tree.id),
+        }
+
+    def _subworkflow(self, subprocess: BpmnSubWorkflow):
+        if subprocess.completed:
+            last_task = subprocess.last_task
+            key = (len(subprocess.tasks), last_task.id if last_task is not None else None)
+            cached = subprocess.__dict__.get("_completed_json")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        dct = self._common(subprocess)
+        dct["parent_task_id"] = str(subprocess.parent_task_id)
+        dct["spec"] = subprocess.spec.name
+        dct["typename"] = self.typenames[type(subprocess)]
+        if not subprocess.completed:
+            return dct
+        fragment = orjson.Fragment(orjson.dumps(dct, default=self.default,
+                                                option=_ORJSON_OPTIONS))
+        subprocess.__dict__["_completed_json"] = (key, fragment)
+        return fragment
+
+    def _task(self, task: Task):
+        finished = task._state & _FINISHED
+        if finished:
+            key = (task.last_state_change, task._parent, len(task._children),
+                   len(task.internal_data))
+            cached = task.__dict__.get("_finished_json")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        parent = task.workflow.tasks.get(task._parent)
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            mine, theirs = task.data, parent.data
+            data = {}
+            delta = {
+                "updates": {name: value for name, value in mine.items()
+                            if name not in theirs or value != theirs[name]},
+                "deletions": [name for name in theirs if name not in mine],
+            }
+        dct = {
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task._state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.clean(task.internal_data),
+            "data": data,
+            "delta": delta,
+            "typename": self.task_typename,
+        }
+        if not finished:
+            return dct
+        fragment = orjson.Fragment(orjson.dumps(dct, default=self.default,
+                                                option=_ORJSON_OPTIONS))
+        task.__dict__["_finished_json"] = (key, fragment)
+        return fragment
+
+
+_STATE_WRITER = _StateWriter(_STATE_SERIALIZER.registry)
 
 
 def dumps_state(workflow: BpmnWorkflow, serializer: BpmnWorkflowSerializer | None = None) -> str:
     """Serialize an instance's state (task tree and data) without its spec.
 
-    The dict is SpiffWorkflow's own (its encoder mode); orjson encodes it several times
-    faster than the standard library. ``serializer`` is for tests (the uncached one),
-    which use SpiffWorkflow's standard JSON encoder.
+    The dict is SpiffWorkflow's own (see ``_StateWriter``); orjson encodes it several
+    times faster than the standard library. ``serializer`` is for tests (SpiffWorkflow's
+    own converters and JSON encoder).
     """
-    ser = serializer or _STATE_SERIALIZER
-    ser.registry._encoder_mode = True
+    if serializer is not None:
+        serializer.registry._encoder_mode = True
+        try:
+            dct = serializer.to_dict(workflow)
+            dct[SERIALIZER_VERSION_KEY] = serializer.VERSION
+            return json.dumps(dct, cls=serializer._encoder_cls)
+        finally:
+            serializer.registry._encoder_mode = False
+    registry = _STATE_WRITER.registry
+    registry._encoder_mode = True  # data objects inside data convert as SpiffWorkflow's do
     try:
-        dct = ser.to_dict(workflow)
-        dct[SERIALIZER_VERSION_KEY] = ser.VERSION
-        if serializer is not None:
-            return json.dumps(dct, cls=ser._encoder_cls)
-        return orjson.dumps(dct, default=_STATE_DEFAULT, option=_ORJSON_OPTIONS).decode()
+        dct = _STATE_WRITER.workflow(workflow)
+        dct[SERIALIZER_VERSION_KEY] = _STATE_SERIALIZER.VERSION
+        return orjson.dumps(dct, default=_STATE_WRITER.default, option=_ORJSON_OPTIONS).decode()
     finally:
-        ser.registry._encoder_mode = False
+        registry._encoder_mode = False
 
 
 def loads_state(text: str, spec, subprocess_specs: dict) -> BpmnWorkflow:

@@ -12,6 +12,7 @@ from SpiffWorkflow.task import TaskState
 
 from engine import runtime, spiff
 from engine.calendar import BusinessCalendar
+from engine.scenarios import run_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMS = {"log": {"summary": "Broken parcel"}, "classify": {"classification": "major"}}
@@ -49,6 +50,27 @@ def test_cached_serialization_equals_spiffworkflows_own_after_every_step(directo
     for workflow in _steps(directory, process_id):
         assert json.loads(spiff.dumps_state(workflow)) == json.loads(
             spiff.dumps_state(workflow, uncached))
+
+
+@pytest.mark.parametrize("directory", [ROOT / "processes",
+                                       ROOT / "tests" / "fixtures" / "scenarios" / "process"])
+def test_serialization_equals_spiffworkflows_own_after_every_step_of_every_scenario(
+        directory, monkeypatch):
+    uncached = spiff.uncached_state_serializer()
+    run_steps = runtime.run_steps
+    compared = []
+
+    def checked(workflow, *args, **kwargs):
+        error = run_steps(workflow, *args, **kwargs)
+        assert json.loads(spiff.dumps_state(workflow)) == json.loads(
+            spiff.dumps_state(workflow, uncached))
+        compared.append(workflow)
+        return error
+
+    monkeypatch.setattr(runtime, "run_steps", checked)
+    report = run_directory(directory)
+    assert report.ok and report.results, report.summary()
+    assert len(compared) > 10
 
 
 @pytest.mark.parametrize(("directory", "process_id"), PROCESSES)
