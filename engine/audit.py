@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, bindparam, insert
 from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.models import AuditEvent
+from engine.prepared import Prepared
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ def record(
     return event
 
 
-_INSERT_EVENTS = insert(AuditEvent.__table__)
+_INSERT_EVENTS = Prepared(insert(AuditEvent.__table__).values(
+    {name: bindparam(name)
+     for name in ("at", "actor", "address", "action", "instance_id", "task_id", "details")}))
 
 
 class AuditBatch:
@@ -73,5 +76,5 @@ class AuditBatch:
 
     def write(self, conn: Connection) -> None:
         if self._rows:
-            conn.execute(_INSERT_EVENTS, self._rows)
+            _INSERT_EVENTS.execute_many(conn, self._rows)
             self._rows = []

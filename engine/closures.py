@@ -12,14 +12,16 @@ from engine import clock
 from engine.audit import Actor, record
 from engine.calendar import BusinessCalendar
 from engine.models import ClosureDay
+from engine.prepared import Prepared
 from engine.settings import load as load_settings
 
-_CLOSURE_DAYS = select(ClosureDay.day)
+_CLOSURE_DAYS = Prepared(select(ClosureDay.day))
 
 
 def load_calendar(conn: Connection | Session) -> BusinessCalendar:
     """The business calendar of the settings plus the closure days stored now."""
-    closure_days = frozenset(conn.scalars(_CLOSURE_DAYS).all())
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    closure_days = frozenset(day for (day,) in _CLOSURE_DAYS.all(connection, {}))
     settings = load_settings()
     return _calendar(settings.calendar, settings.timezone, closure_days)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -32,6 +32,7 @@ from engine.errors import Conflict, Forbidden, NotFound
 from engine.forms import check_form_data, complaint_owner_fields
 from engine.models import HumanTask, ProcessDefinition, ProcessInstance
 from engine.permissions import may_work_on
+from engine.prepared import Prepared
 from engine.roles import task_assignment
 
 RUNNING = "running"
@@ -75,6 +76,12 @@ class TaskRef:
     instructions: str | None
 
 
+class CurrentDefinition(NamedTuple):
+    id: int
+    version: int
+    sha256: str
+
+
 #: Hooks run after every step inside the same transaction (e.g. the register sync).
 AfterStep = Callable[[Connection, InstanceRef, BpmnWorkflow, Actor, AuditBatch], None]
 _after_step_hooks: list[AfterStep] = []
@@ -85,7 +92,7 @@ def on_after_step(hook: AfterStep) -> AfterStep:
     return hook
 
 
-_CURRENT_DEFINITION = (
+_CURRENT_DEFINITION = Prepared(
     select(ProcessDefinition.id, ProcessDefinition.version, ProcessDefinition.sha256)
     .where(ProcessDefinition.process_id == bindparam("process_id"))
     .order_by(ProcessDefinition.version.desc())
@@ -93,12 +100,12 @@ _CURRENT_DEFINITION = (
 )
 
 
-def current_definition(conn: Connection, process_id: str):
+def current_definition(conn: Connection, process_id: str) -> CurrentDefinition:
     """(id, version, sha256) of the newest version of ``process_id``."""
-    definition = conn.execute(_CURRENT_DEFINITION, {"process_id": process_id}).first()
+    definition = _CURRENT_DEFINITION.first(conn, {"process_id": process_id})
     if definition is None:
         raise NotFound(f"no process {process_id!r} is deployed")
-    return definition
+    return CurrentDefinition(*definition)
 
 
 def start_instance(
@@ -146,8 +153,7 @@ def complete_task(
         raise Conflict("this task is no longer ready: someone else completed it")
     error = runtime.run_steps(workflow, task, data, completed_by=actor.username)
     now = clock.now()
-    conn.execute(
-        _COMPLETE_TASK_ROW, {"task_id": task_id, "at": now, "by": actor.username})
+    _COMPLETE_TASK_ROW.execute(conn, {"task_id": task_id, "at": now, "by": actor.username})
     audit = AuditBatch(actor, ref.id)
     audit.add("task_completed", task_id=task_id, bpmn_id=task_row.bpmn_id,
               title=task_row.title, data=data)
@@ -236,7 +242,7 @@ def _valid_task_id(task_id: str) -> str:
 
 # Statements of the hot path are built once: building SQLAlchemy expressions per call
 # cost more than running them.
-_LOCK_TASK = (
+_LOCK_TASK = Prepared(
     select(*_INSTANCE_COLUMNS, *_TASK_COLUMNS)
     .select_from(HumanTask)
     .join(ProcessInstance, ProcessInstance.id == HumanTask.instance_id)
@@ -244,7 +250,7 @@ _LOCK_TASK = (
     .where(HumanTask.id == bindparam("task_id"))
     .with_for_update(of=ProcessInstance)
 )
-_LOCK_INSTANCE = (
+_LOCK_INSTANCE = Prepared(
     select(*_INSTANCE_COLUMNS)
     .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
     .where(ProcessInstance.id == bindparam("instance_id"))
@@ -252,7 +258,7 @@ _LOCK_INSTANCE = (
 )
 _TASK_ROW = select(*_TASK_COLUMNS).where(HumanTask.id == bindparam("task_id"))
 _STATE = select(ProcessInstance.state).where(ProcessInstance.id == bindparam("instance_id"))
-_COMPLETE_TASK_ROW = (
+_COMPLETE_TASK_ROW = Prepared(
     update(HumanTask)
     .where(HumanTask.id == bindparam("task_id"))
     .values(state="completed", completed_at=bindparam("at"), completed_by=bindparam("by"))
@@ -266,8 +272,11 @@ _SET_CLAIM = (
     update(HumanTask).where(HumanTask.id == bindparam("task_id"))
     .values(claimed_by=bindparam("claimant"))
 )
-_INSERT_TASKS = insert(HumanTask.__table__)
-_SAVE_STATE = (
+_INSERT_TASKS = Prepared(
+    insert(HumanTask.__table__)
+    .values({column.name: bindparam(column.name) for column in HumanTask.__table__.columns})
+)
+_SAVE_STATE = Prepared(
     update(ProcessInstance.__table__)
     .where(ProcessInstance.id == bindparam("b_id"),
            ProcessInstance.lock_version == bindparam("b_version"))
@@ -288,7 +297,7 @@ _SAVE_STATE = (
 def _lock_task(conn: Connection, task_id: str) -> tuple[InstanceRef, TaskRef]:
     """Lock the task's instance row and read both rows as they are under that lock."""
     task_id = _valid_task_id(task_id)
-    row = conn.execute(_LOCK_TASK, {"task_id": task_id}).first()
+    row = _LOCK_TASK.first(conn, {"task_id": task_id})
     if row is None:
         raise NotFound(f"there is no task {task_id!r}")
     n = len(_INSTANCE_COLUMNS)
@@ -300,7 +309,7 @@ def _task_ref(conn: Connection, task_id: str) -> TaskRef:
 
 
 def _lock_instance(conn: Connection, instance_id: int) -> InstanceRef:
-    row = conn.execute(_LOCK_INSTANCE, {"instance_id": instance_id}).first()
+    row = _LOCK_INSTANCE.first(conn, {"instance_id": instance_id})
     if row is None:
         raise NotFound(f"there is no process instance {instance_id}")
     return InstanceRef(*row)
@@ -403,7 +412,7 @@ def _refresh_tasks(
     ref.newly_assigned = []
     if new:
         rows = [_task_projection(ref, task, now) for task in new]
-        conn.execute(_INSERT_TASKS, rows)
+        _INSERT_TASKS.execute_many(conn, rows)
         for task in new:
             audit.add("task_ready", task_id=str(task.id), bpmn_id=task.task_spec.name)
         ref.newly_assigned = [row["id"] for row in rows if row["assignee"]]
@@ -463,7 +472,7 @@ def save_state(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, status
     the worker for an earlier due time. Every step saves through here (``_persist``), and
     so does an admin action that changes a workflow without running it; the projections
     are the caller's."""
-    result = uow.connection.execute(_SAVE_STATE, {
+    changed = _SAVE_STATE.execute(uow.connection, {
         "b_id": ref.id,
         "b_version": ref.lock_version,
         "b_new_version": ref.lock_version + 1,
@@ -476,7 +485,7 @@ def save_state(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, status
         "b_error_task_id": error.task_id if error else None,
         "b_error_task_bpmn_id": error.bpmn_id if error else None,
     })
-    if result.rowcount != 1:
+    if changed != 1:
         raise Conflict("the case was changed by someone else meanwhile; reload and retry")
     _announce_if_earlier(uow, ref, next_due_at)
     ref.lock_version += 1
