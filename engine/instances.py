@@ -100,6 +100,15 @@ _CURRENT_DEFINITION = Prepared(
 )
 
 
+_INSERT_INSTANCE = Prepared(
+    insert(ProcessInstance)
+    .values(definition_id=bindparam("definition_id"), process_id=bindparam("process_id"),
+            status=RUNNING, state="", lock_version=1, created_by=bindparam("created_by"),
+            created_at=bindparam("now"), updated_at=bindparam("now"))
+    .returning(ProcessInstance.id)
+)
+
+
 def current_definition(conn: Connection, process_id: str) -> CurrentDefinition:
     """(id, version, sha256) of the newest version of ``process_id``."""
     definition = _CURRENT_DEFINITION.first(conn, {"process_id": process_id})
@@ -119,12 +128,9 @@ def start_instance(
     calendar = runtime.LazyCalendar(lambda: load_calendar(conn))
     workflow = runtime.new_workflow(specs, calendar, data)
     now = clock.now()
-    instance_id = conn.scalar(
-        insert(ProcessInstance)
-        .values(definition_id=definition.id, process_id=process_id, status=RUNNING, state="",
-                lock_version=1, created_by=actor.username, created_at=now, updated_at=now)
-        .returning(ProcessInstance.id)
-    )
+    (instance_id,) = _INSERT_INSTANCE.first(conn, {
+        "definition_id": definition.id, "process_id": process_id, "created_by": actor.username,
+        "now": now})
     ref = InstanceRef(instance_id, definition.id, definition.sha256, RUNNING, 1)
     audit = AuditBatch(actor, instance_id)
     audit.add("instance_started", process_id=process_id, version=definition.version)

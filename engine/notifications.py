@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -37,6 +37,7 @@ from engine.db import unit_of_work
 from engine.errors import InvalidData
 from engine.instances import InstanceRef, on_after_step
 from engine.models import Complaint, HumanTask, OutboxMessage, User
+from engine.prepared import Prepared
 
 #: Digests are queued from this hour (company time) on, once per user and day.
 DIGEST_HOUR = 7
@@ -123,20 +124,32 @@ def notify_task_assigned(conn: Connection, task_id: str, actor: Actor) -> bool:
     return queued > 0
 
 
-# Built once: it runs after every step that readies a task assigned to a named user.
-_ASSIGNED_TASKS = (
+class _AssignedTask(NamedTuple):
+    id: str
+    instance_id: int
+    title: str
+    assignee: str
+    due_at: datetime | None
+    email: str | None
+    active: bool
+    reference: str | None
+
+
+# Prepared once (engine/prepared.py): it runs after every step that readies a task
+# assigned to a named user, once per such task (a step readies one or two).
+_ASSIGNED_TASK = Prepared(
     select(HumanTask.id, HumanTask.instance_id, HumanTask.title, HumanTask.assignee,
            HumanTask.due_at, User.email, User.active, Complaint.reference)
     .join(User, User.username == HumanTask.assignee)
     .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
-    .where(HumanTask.id.in_(bindparam("task_ids", expanding=True)),
-           HumanTask.state == "ready")
+    .where(HumanTask.id == bindparam("task_id"), HumanTask.state == "ready")
 )
 
 
 def _queue_assignment_mail(conn: Connection, audit: AuditBatch, task_ids: set[str],
                            reference: str | None = None) -> int:
-    rows = conn.execute(_ASSIGNED_TASKS, {"task_ids": sorted(task_ids)}).all()
+    rows = [_AssignedTask(*row) for task_id in sorted(task_ids)
+            for row in _ASSIGNED_TASK.all(conn, {"task_id": task_id})]
     queued = 0
     for row in rows:
         if not (row.email and row.active):

@@ -40,10 +40,10 @@ class _Compiled:
         # Values written into the statement (``.values(state="completed")``).
         self.fixed = {name: bind.value for name, bind in compiled.binds.items()
                       if not bind.required}
-        selected = getattr(statement, "selected_columns", None)
+        # The SELECT's columns, or an INSERT/UPDATE's RETURNING columns.
         self.result: list[_Processor] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in (selected or ())
+            for column in statement.exported_columns
         ]
 
     def parameters(self, values: Mapping[str, Any]):
