@@ -45,6 +45,9 @@ def test_app() -> Flask:
     return create_app({"SECRET_KEY": "test-secret", "TESTING": True})
 
 
+test_app.__test__ = False  # a helper: pytest must not collect it where it is imported
+
+
 def csrf_token(client, path: str = "/login") -> str:
     """The CSRF token of the form on ``path``, as a browser would read it."""
     page = client.get(path).get_data(as_text=True)
