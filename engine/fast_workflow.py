@@ -99,11 +99,11 @@ def _subprocesses_with_matches(top: BpmnWorkflow, mask: int) -> set:
                 break
         else:
             continue
-        # This one and every subprocess it is nested in.
+        # This one and every subprocess it is nested in. A subprocess is keyed by the id
+        # of the task that runs it, which lives in the top workflow or in another one.
         while key is not None and key not in entered:
             entered.add(key)
-            parent = subprocesses[key].parent_task_id
-            holder = next((sp for sp in subprocesses.values() if parent in sp.tasks), None)
+            holder = next((sp for sp in subprocesses.values() if key in sp.tasks), None)
             key = holder.parent_task_id if holder is not None else None
     return entered
 
@@ -127,7 +127,7 @@ def waiting_tasks(workflow) -> Iterator[Task]:
 
 
 class FastScans:
-    """Overrides the two scans of the engine's hot path (see the module docstring)."""
+    """Overrides the scans of the engine's hot path (see the module docstring)."""
 
     def get_tasks(self, first_task=None, **kwargs) -> list[Task]:
         if first_task is None and len(kwargs) == 1 and "state" in kwargs \

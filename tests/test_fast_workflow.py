@@ -107,6 +107,23 @@ def test_every_scan_of_a_run_with_timers_and_gateways_equals_spiffworkflows_iter
     assert checked.waiting_found > 0
 
 
+def test_every_scan_of_a_subprocess_nested_in_a_called_process_equals_the_iterators(
+        monkeypatch):
+    checked = _Checked(monkeypatch)
+    workflow = _workflow(ROOT / "tests" / "fixtures" / "nested", "nested_main")
+    assert runtime.run_steps(workflow) is None
+    # The call activity's subprocess, and the embedded one inside it, both running.
+    assert len(workflow.get_active_subprocesses()) == 2
+    assert {t.task_spec.name for t in runtime.ready_human_tasks(workflow)} == {
+        "inner_task", "beside"}
+    # "beside" first: then only the inner subprocess has a READY task, not the stage.
+    for name in ("beside", "inner_task", "after"):
+        [task] = [t for t in runtime.ready_human_tasks(workflow) if t.task_spec.name == name]
+        assert runtime.run_steps(workflow, task, {}) is None
+    assert workflow.is_completed()
+    assert checked.ready_calls > 5 and checked.masks_compared > len(MASKS)
+
+
 def test_the_engine_runs_its_own_workflow_classes_and_stores_spiffworkflows_typenames():
     workflow = _bench_workflow()
     assert runtime.run_steps(workflow) is None
