@@ -83,8 +83,7 @@ def _set_status(conn: Connection, ref: InstanceRef, status: str) -> None:
         .values(status=status, lock_version=ref.lock_version + 1, updated_at=clock.now()))
     if result.rowcount != 1:
         raise Conflict("the case was changed by someone else meanwhile; reload and retry")
-    ref.lock_version += 1
-    ref.status = status
+    ref.saved(status, ref.next_due_at)
 
 
 def suspend_instance(uow: UnitOfWork, instance_id: int, reason: str,

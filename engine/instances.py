@@ -57,6 +57,17 @@ class InstanceRef:
     #: Ids of the tasks this step made ready for a user named in the case (not a role).
     newly_assigned: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # As the row has them (``status`` may be set ahead of a save, e.g. by a retry).
+        self.stored = (self.status, self.next_due_at)
+
+    def saved(self, status: str, next_due_at: datetime | None) -> None:
+        """Record a versioned save of the row."""
+        self.lock_version += 1
+        self.status = status
+        self.next_due_at = next_due_at
+        self.stored = (status, next_due_at)
+
 
 @dataclass(frozen=True)
 class TaskRef:
@@ -282,22 +293,34 @@ _INSERT_TASKS = Prepared(
     insert(HumanTask.__table__)
     .values({column.name: bindparam(column.name) for column in HumanTask.__table__.columns})
 )
-_SAVE_STATE = Prepared(
-    update(ProcessInstance.__table__)
-    .where(ProcessInstance.id == bindparam("b_id"),
-           ProcessInstance.lock_version == bindparam("b_version"))
-    .values(
-        state=bindparam("b_state"),
-        lock_version=bindparam("b_new_version"),
-        status=bindparam("b_status"),
-        updated_at=bindparam("b_now"),
-        completed_at=bindparam("b_completed_at"),
-        next_due_at=bindparam("b_next_due_at"),
-        error_message=bindparam("b_error_message"),
-        error_task_id=bindparam("b_error_task_id"),
-        error_task_bpmn_id=bindparam("b_error_task_bpmn_id"),
+def _save_statement(status: bool, next_due_at: bool) -> Prepared:
+    """The versioned UPDATE of a step. ``status`` and ``next_due_at`` are indexed, and
+    SQLite rewrites the index entry of every indexed column an UPDATE sets, changed or
+    not: they are set only by a step that changes them (most steps change neither)."""
+    values = {
+        "state": bindparam("b_state"),
+        "lock_version": bindparam("b_new_version"),
+        "updated_at": bindparam("b_now"),
+        "completed_at": bindparam("b_completed_at"),
+        "error_message": bindparam("b_error_message"),
+        "error_task_id": bindparam("b_error_task_id"),
+        "error_task_bpmn_id": bindparam("b_error_task_bpmn_id"),
+    }
+    if status:
+        values["status"] = bindparam("b_status")
+    if next_due_at:
+        values["next_due_at"] = bindparam("b_next_due_at")
+    return Prepared(
+        update(ProcessInstance.__table__)
+        .where(ProcessInstance.id == bindparam("b_id"),
+               ProcessInstance.lock_version == bindparam("b_version"))
+        .values(values)
     )
-)
+
+
+#: By (status changes, next due time changes).
+_SAVE_STATE = {(status, due): _save_statement(status, due)
+               for status in (False, True) for due in (False, True)}
 
 
 def _lock_task(conn: Connection, task_id: str) -> tuple[InstanceRef, TaskRef]:
@@ -392,9 +415,10 @@ def _persist(
 
 def _announce_if_earlier(uow: UnitOfWork, ref: InstanceRef, new: datetime | None) -> None:
     """Wake the deadline worker when this save gives a running instance an earlier due
-    time than the worker knew of (``ref`` as it was before the save; engine/wakeup.py: a
+    time than the worker knew of (the row as it was before the save; engine/wakeup.py: a
     NOTIFY in this transaction on PostgreSQL, a datagram after the commit on SQLite)."""
-    old = ref.next_due_at if ref.status == RUNNING else None
+    stored_status, stored_next_due_at = ref.stored
+    old = stored_next_due_at if stored_status == RUNNING else None
     if new is not None and (old is None or new < old):
         wakeup.announce(uow, new)
 
@@ -478,7 +502,9 @@ def save_state(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, status
     the worker for an earlier due time. Every step saves through here (``_persist``), and
     so does an admin action that changes a workflow without running it; the projections
     are the caller's."""
-    changed = _SAVE_STATE.execute(uow.connection, {
+    stored_status, stored_next_due_at = ref.stored
+    save = _SAVE_STATE[status != stored_status, next_due_at != stored_next_due_at]
+    changed = save.execute(uow.connection, {
         "b_id": ref.id,
         "b_version": ref.lock_version,
         "b_new_version": ref.lock_version + 1,
@@ -494,9 +520,7 @@ def save_state(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, status
     if changed != 1:
         raise Conflict("the case was changed by someone else meanwhile; reload and retry")
     _announce_if_earlier(uow, ref, next_due_at)
-    ref.lock_version += 1
-    ref.status = status
-    ref.next_due_at = next_due_at
+    ref.saved(status, next_due_at)
 
 
 def persist_step(uow: UnitOfWork, ref: InstanceRef, workflow: BpmnWorkflow, audit: AuditBatch,

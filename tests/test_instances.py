@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from SpiffWorkflow.task import TaskState
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import joinedload
 
 from engine import instances, runtime, spiff, worker
@@ -154,6 +154,35 @@ def test_completing_tasks_walks_the_process_to_the_end_with_audit_trail(deployed
     assert actions[0] == "instance_started"
     assert actions.count("task_completed") == 6
     assert actions[-1] == "instance_completed"
+
+
+def test_a_step_sets_status_and_due_time_only_when_it_changes_them(deployed, manual_clock):
+    # Both columns are indexed: SQLite rewrites an index entry whenever it is set.
+    saves = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE process_instances"):
+            saves.append(statement.split(" WHERE ")[0])
+
+    instance_id = start(deployed, manual_clock)
+    due_before = load(deployed, instance_id).next_due_at
+    event.listen(deployed, "before_cursor_execute", record)
+    try:
+        complete(deployed, instance_id, "log", {"summary": "Parcel arrived broken"})
+        due_after_log = load(deployed, instance_id).next_due_at
+        complete(deployed, instance_id, "acknowledge")
+        complete(deployed, instance_id, "classify", {"classification": "minor"})
+        complete(deployed, instance_id, "investigate", actor=OWNER)
+        complete(deployed, instance_id, "resolve", actor=OWNER)
+        complete(deployed, instance_id, "close", actor=QM)
+    finally:
+        event.remove(deployed, "before_cursor_execute", record)
+    assert len(saves) == 6
+    assert ("next_due_at" in saves[0]) == (due_after_log != due_before)
+    assert all("status" not in save for save in saves[:-1])
+    assert "status" in saves[-1]  # complete
+    instance = load(deployed, instance_id)
+    assert instance.status == instances.COMPLETE and instance.next_due_at is None
 
 
 def test_gateway_sends_major_complaints_to_quality_manager(deployed, manual_clock):
