@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
 
+import lz4.frame
 from sqlalchemy import Connection, DateTime, Engine, Text, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -57,12 +58,13 @@ class StateText(TypeDecorator):
     """An instance state (JSON text), stored compressed on SQLite.
 
     A state is tens of kilobytes of repetitive JSON, rewritten at every step. On SQLite
-    it is stored as a zlib-compressed BLOB (level 1: about a seventh of the size, in
-    well under a tenth of a millisecond), so a step writes a few pages to the WAL
-    instead of ten. The column keeps its declared TEXT type: SQLite keeps a BLOB as it
-    is in any column, and changing the declared type would mean rebuilding the table
-    every other table refers to. A state stored as text (before this) reads as it was.
-    PostgreSQL compresses large values itself (TOAST), so it stores the text.
+    it is stored as an LZ4 frame (about a fifth of the size, in about ten microseconds
+    for 30 KB; zlib's level 1 takes four times as long for a third less), so a step
+    writes a few pages to the WAL instead of ten. The column keeps its declared TEXT
+    type: SQLite keeps a BLOB as it is in any column, and changing the declared type
+    would mean rebuilding the table every other table refers to. A state stored as
+    text, or zlib-compressed, reads as it was. PostgreSQL compresses large values
+    itself (TOAST), so it stores the text.
 
     Values go in as ``str`` or ``bytes`` (UTF-8 JSON) and always come out as ``str``.
     """
@@ -74,13 +76,18 @@ class StateText(TypeDecorator):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return zlib.compress(value.encode() if isinstance(value, str) else value, 1)
+            return lz4.frame.compress(value.encode() if isinstance(value, str) else value)
         return value if isinstance(value, str) else value.decode()
 
     def process_result_value(self, value, dialect):
         if isinstance(value, bytes):
+            if value.startswith(_LZ4_FRAME_MAGIC):
+                return lz4.frame.decompress(value).decode()
             return zlib.decompress(value).decode()
         return value
+
+
+_LZ4_FRAME_MAGIC = b"\x04\x22\x4d\x18"
 
 
 def is_sqlite(engine: Engine) -> bool:
