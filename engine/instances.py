@@ -56,6 +56,8 @@ class InstanceRef:
     ready_tasks: list[tuple[str, str]] = field(default_factory=list)
     #: Ids of the tasks this step made ready for a user named in the case (not a role).
     newly_assigned: list[str] = field(default_factory=list)
+    #: (id, role) of the tasks this step made ready for the holders of a role.
+    newly_offered: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # As the row has them (``status`` may be set ahead of a save, e.g. by a retry).
@@ -440,12 +442,15 @@ def _refresh_tasks(
         conn.execute(_CANCEL_TASK_ROWS, {"task_ids": sorted(gone), "at": now})
     new = [task for task_id, task in ready.items() if task_id not in before]
     ref.newly_assigned = []
+    ref.newly_offered = []
     if new:
         rows = [_task_projection(ref, task, now) for task in new]
         _INSERT_TASKS.execute_many(conn, rows)
         for task in new:
             audit.add("task_ready", task_id=str(task.id), bpmn_id=task.task_spec.name)
         ref.newly_assigned = [row["id"] for row in rows if row["assignee"]]
+        ref.newly_offered = [(row["id"], row["role"]) for row in rows
+                             if not row["assignee"] and row["role"]]
     ref.ready_tasks = [(task_id, task.task_spec.name) for task_id, task in ready.items()]
     return set(ready)
 

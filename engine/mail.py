@@ -34,7 +34,7 @@ from engine.templates import TemplateRenderError
 MAIL_DIR = PROJECT_ROOT / "processes" / "mail"
 SUBJECT = "Subject:"
 #: The mails the system sends, by template name.
-NAMES = ("acknowledgement", "task_assigned", "task_digest")
+NAMES = ("acknowledgement", "task_assigned", "task_offered", "task_digest")
 
 #: Used when a template is missing or fails: short, and free of case details.
 FALLBACK = {
@@ -51,6 +51,10 @@ FALLBACK = {
         "A task for you: {{ task_title }}",
         "Hello {{ username }},\n\nThe task \"{{ task_title }}\" has been assigned to you. "
         "Open your inbox in the complaints system to work on it.\n"),
+    "task_offered": (
+        "A task for the {{ role }}: {{ task_title }}",
+        "Hello {{ username }},\n\nThe task \"{{ task_title }}\" is waiting for the {{ role }}. "
+        "Open your inbox in the complaints system to take it.\n"),
     "task_digest": (
         "Your complaints tasks: {{ overdue | length }} overdue, {{ due_soon | length }} due soon",
         "Hello {{ username }},\n\n{{ overdue | length }} of your tasks are overdue and "
@@ -99,6 +103,13 @@ SAMPLE_VALUES: dict[str, tuple[dict[str, Any], ...]] = {
          "reference": "CMP-2026-000042", "due_at": "Thu 24 Dec 2026, 17:00"},
         {"username": "owen", "task_title": "Review the process definition",
          "reference": None, "due_at": ""},
+    ),
+    "task_offered": (
+        {"username": "quinn", "task_title": "Review the escalated complaint",
+         "role": "Quality Manager", "reference": "CMP-2026-000042",
+         "due_at": "Thu 24 Dec 2026, 17:00"},
+        {"username": "paul", "task_title": "Review the process definition",
+         "role": "Process Owner", "reference": None, "due_at": ""},
     ),
     "task_digest": (
         {"username": "owen", "overdue": [_SAMPLE_TASK],

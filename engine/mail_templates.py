@@ -39,12 +39,17 @@ PURPOSES = {
                        "recorded: reference, next steps, timescale, escalation route.",
     "task_assigned": "To a staff member when a task is assigned to them by name "
                      "(Complaint Owner tasks).",
+    "task_offered": "To each holder of a role (Operations Director, Quality Manager, "
+                    "Senior Management, Information Security Officer, process owner) "
+                    "when a task is offered to that role.",
     "task_digest": "To a staff member once a day (from 07:00) when their tasks are "
                    "overdue or due soon.",
 }
 VALUES = {
     "acknowledgement": "reference, complainant_name, received_on",
     "task_assigned": "username, task_title, reference (may be none), due_at (may be empty)",
+    "task_offered": "username, task_title, role (e.g. Quality Manager), reference (may be "
+                    "none), due_at (may be empty)",
     "task_digest": "username, overdue and due_soon (lists of tasks with title, reference, "
                    "due_at)",
 }

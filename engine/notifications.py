@@ -11,8 +11,14 @@
   Staff task "Send the acknowledgement" stays in the process for complaints without
   an e-mail address and for a follow-up by another channel.
 * **"A task for you"** to a staff member when a task is assigned to them by name (the
-  Complaint Owner's tasks), in the step that creates the task. Tasks offered to a
-  whole role send nothing: that would be a storm.
+  Complaint Owner's tasks), in the step that creates the task.
+* **"A task for your role"** to each active holder (with an e-mail address) of the
+  roles in ``OFFERED_TASK_ROLES`` when a task is offered to that role, in the step
+  that creates it: the Operations Director hears of every new complaint (policy 5.1),
+  the Quality Manager and Senior Management of every escalation (10.1), the
+  Information Security Officer of every security assessment (8.2), process owners of
+  a definition review. Tasks offered to all staff send nothing: that would be a storm.
+  The user whose step created the task is not mailed about it.
 * **One digest per user and day** (``queue_due_digests``, run by the worker) listing
   their tasks (assigned to them or claimed by them) that are overdue or due soon.
 
@@ -36,8 +42,9 @@ from engine.audit import SYSTEM, Actor, AuditBatch
 from engine.db import unit_of_work
 from engine.errors import InvalidData
 from engine.instances import InstanceRef, on_after_step
-from engine.models import Complaint, HumanTask, OutboxMessage, User
+from engine.models import Complaint, HumanTask, OutboxMessage, User, UserRole
 from engine.prepared import Prepared
+from engine.roles import role_label
 
 #: Digests are queued from this hour (company time) on, once per user and day.
 DIGEST_HOUR = 7
@@ -49,6 +56,7 @@ def queue_step_mail(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
     """After every step, in its transaction: the mail that step causes."""
     _acknowledge_new_complaint(conn, ref, workflow, audit)
     _tell_assignees(conn, ref, workflow, audit)
+    _tell_role_holders(conn, ref, workflow, actor, audit)
 
 
 # -- the acknowledgement -----------------------------------------------------------------------
@@ -111,6 +119,51 @@ def _tell_assignees(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
     recording = _being_recorded(ref, workflow)
     _queue_assignment_mail(conn, audit, set(ref.newly_assigned),
                            recording["reference"] if recording else None)
+
+
+#: Roles whose holders are mailed when a task is offered to the role: few people each,
+#: who should not have to watch their inbox (not "staff": every logging task would mail
+#: every member of staff; Complaint Owner tasks are assigned by name).
+OFFERED_TASK_ROLES = frozenset({"operations_director", "quality_manager",
+                                "senior_management", "information_security_officer",
+                                "process_owner"})
+
+_ROLE_HOLDERS = Prepared(
+    select(User.username, User.email)
+    .join(UserRole, UserRole.user_id == User.id)
+    .where(UserRole.role == bindparam("role"), User.active.is_(True), User.email.is_not(None))
+    .order_by(User.username)
+)
+_OFFERED_TASK = Prepared(
+    select(HumanTask.title, HumanTask.due_at, HumanTask.instance_id, Complaint.reference)
+    .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
+    .where(HumanTask.id == bindparam("task_id"), HumanTask.state == "ready")
+)
+
+
+def _tell_role_holders(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflow,
+                       actor: Actor, audit: AuditBatch) -> None:
+    """Mail the holders of a role the step's new task was offered to (OFFERED_TASK_ROLES)."""
+    offered = [(task_id, role) for task_id, role in ref.newly_offered
+               if role in OFFERED_TASK_ROLES]
+    if not offered:  # the usual case: no SQL
+        return
+    recording = _being_recorded(ref, workflow)
+    for task_id, role in offered:
+        task = _OFFERED_TASK.first(conn, {"task_id": task_id})
+        if task is None:
+            continue
+        title, due_at, instance_id, reference = task
+        reference = reference or (recording["reference"] if recording else None)
+        for username, email in _ROLE_HOLDERS.all(conn, {"role": role}):
+            if actor is not None and username == actor.username:
+                continue  # they made the step and see the task in its answer
+            message = mail.render("task_offered", {
+                "username": username, "task_title": title, "role": role_label(role),
+                "reference": reference, "due_at": mail.local_time(due_at)}, conn=conn)
+            _queue(conn, audit, message, kind="task_offered", to_address=email,
+                   recipient=username, instance_id=instance_id,
+                   dedupe_key=f"task_offered:{task_id}:{username}")
 
 
 def notify_task_assigned(conn: Connection, task_id: str, actor: Actor) -> bool:

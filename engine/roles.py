@@ -22,6 +22,11 @@ ROLES: tuple[str, ...] = (
 COMPLAINT_OWNER_ROLE = "complaint_owner"
 
 
+def role_label(role: str) -> str:
+    """"quality_manager" -> "Quality Manager" (the lane name of the role)."""
+    return role.replace("_", " ").title()
+
+
 def normalise_lane(name: str | None) -> str | None:
     """Lane "Quality Manager" -> "quality_manager"; None for an empty lane name."""
     if not name or not name.strip():

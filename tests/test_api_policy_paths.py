@@ -15,12 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from engine import worker
 from engine.audit import Actor
 from engine.calendar import parse_instant
 from engine.db import get_engine, unit_of_work
 from engine.deploy import deploy_directory
+from engine.models import OutboxMessage
 from engine.roles import ROLES
 from engine.settings import PROJECT_ROOT
 from engine.users import create_token, create_user
@@ -60,9 +62,9 @@ def world(db_url, manual_clock, monkeypatch):
     return engine, app.test_client(), manual_clock
 
 
-def _user(engine, username: str, roles: list[str]) -> str:
+def _user(engine, username: str, roles: list[str], email: str | None = None) -> str:
     with unit_of_work(engine) as uow:
-        create_user(uow.session, username, PASSWORD, roles)
+        create_user(uow.session, username, PASSWORD, roles, email=email)
         return create_token(uow.session, username)
 
 
@@ -71,11 +73,11 @@ def _fire_due_timers(engine) -> None:
         pass
 
 
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_policy_path_reaches_its_end_through_the_api(world, path: Path):
+def _replay(world, scenario: dict, email: bool = False) -> tuple[str, dict[str, str]]:
+    """Replay ``scenario`` through the API; the complaint's reference and the tokens."""
     engine, client, clock = world
-    scenario = json.loads(path.read_text())
-    tokens = {role: _user(engine, name, ["staff", role] if role != "staff" else ["staff"])
+    tokens = {role: _user(engine, name, ["staff", role] if role != "staff" else ["staff"],
+                          f"{name}@example.com" if email else None)
               for role, name in ROLE_HOLDERS.items()}
     owner_tokens = {name: _user(engine, name, ["staff", "complaint_owner"])
                     for name in _owners(scenario)}
@@ -111,7 +113,14 @@ def test_policy_path_reaches_its_end_through_the_api(world, path: Path):
                            json={"data": step.get("data", {})}, headers=bearer(token))
         assert done.status_code == 200, (number, step["task"], done.get_json())
         _fire_due_timers(engine)
+    return reference, tokens
 
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_policy_path_reaches_its_end_through_the_api(world, path: Path):
+    engine, client, clock = world
+    scenario = json.loads(path.read_text())
+    reference, tokens = _replay(world, scenario)
     record = client.get(f"/api/v1/complaints/{reference}",
                         headers=bearer(tokens["quality_manager"])).get_json()
     expect = scenario["expect"]
@@ -127,3 +136,23 @@ def test_policy_path_reaches_its_end_through_the_api(world, path: Path):
     assert record["logged_at"] is not None and record["acknowledged_at"] is not None
     if expect["status"] == "closed":
         assert record["closed_at"] is not None and record["resolved_at"] is not None
+
+
+def test_the_operations_director_and_each_escalation_role_are_mailed_their_tasks(world):
+    # Policy 5.1 (complaints reach the Operations Director) and 10.1 (escalation to the
+    # Quality Manager, then Senior Management): each is mailed when a task waits for them.
+    engine = world[0]
+    scenario = json.loads(
+        (PROJECT_ROOT / "processes" / "tests" /
+         "07_dissatisfied_escalated_to_senior_management.json").read_text())
+    reference, _ = _replay(world, scenario, email=True)
+    with unit_of_work(engine, write=False) as uow:
+        offered = uow.session.execute(
+            select(OutboxMessage.recipient, OutboxMessage.subject)
+            .where(OutboxMessage.kind == "task_offered")).all()
+    told = {recipient for recipient, _ in offered}
+    assert {"olive", "quinn", "sofia"} <= told
+    assert "sam" not in told  # staff tasks mail nobody
+    assert all(reference in subject for _, subject in offered)
+    subjects = {recipient: subject for recipient, subject in offered}
+    assert subjects["sofia"].startswith("A task for the Senior Management: ")

@@ -99,7 +99,8 @@ def test_without_a_saved_version_the_shipped_file_is_current(db):
         listed = mail_templates.list_templates(uow.session)
     assert now.version is None
     assert now.text == (PROCESSES / "mail" / "acknowledgement.txt").read_text()
-    assert [t.name for t in listed] == ["acknowledgement", "task_assigned", "task_digest"]
+    assert [t.name for t in listed] == ["acknowledgement", "task_assigned", "task_digest",
+                                        "task_offered"]
     assert all(t.purpose and t.version is None for t in listed)
 
 

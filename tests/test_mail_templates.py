@@ -124,6 +124,8 @@ def test_each_template_renders_with_the_values_its_sender_gives():
                             "received_on": "Monday 21 December 2026"},
         "task_assigned": {"username": "owen", "task_title": "Resolve",
                           "reference": "CMP-2026-000001", "due_at": "Thu 24 Dec 2026, 17:00"},
+        "task_offered": {"username": "quinn", "task_title": "Review", "role": "Quality Manager",
+                         "reference": "CMP-2026-000001", "due_at": "Thu 24 Dec 2026, 17:00"},
         "task_digest": {"username": "owen", "overdue": [task], "due_soon": []},
     }
     for name, values in examples.items():

@@ -29,6 +29,9 @@ USERS = {  # username: (roles, e-mail address)
     "owen": (["staff", "complaint_owner"], "owen@example.com"),
     "olga": (["staff", "complaint_owner"], None),
     "quinn": (["staff", "quality_manager"], "quinn@example.com"),
+    "quentin": (["staff", "quality_manager"], "quentin@example.com"),
+    "qora": (["staff", "quality_manager"], None),
+    "isla": (["staff", "information_security_officer"], "isla@example.com"),
 }
 
 
@@ -110,11 +113,61 @@ def test_a_task_assigned_to_a_named_user_mails_them_once(db, manual_clock):
     assert len(mail_of(db, "task_assigned")) == 1
 
 
-def test_tasks_offered_to_a_role_mail_nobody(db, manual_clock):
+def test_tasks_offered_to_all_staff_mail_nobody(db, manual_clock):
+    complaint = record(db)
+    log = task_of(db, complaint, "log")
+    assert (log.role, log.assignee) == ("staff", None)
+    assert mail_of(db, "task_assigned") == [] and mail_of(db, "task_offered") == []
+
+
+def test_a_task_offered_to_the_quality_manager_mails_each_holder_with_an_address(
+        db, manual_clock):
     complaint = record(db)
     complete(db, complaint, "log", {"owner": "owen", "personal_data_involved": False})
-    assert task_of(db, complaint, "classify").assignee is None
+    classify = task_of(db, complaint, "classify")
+    assert (classify.role, classify.assignee) == ("quality_manager", None)
+    messages = mail_of(db, "task_offered")
+    assert [(m.recipient, m.to_address) for m in messages] == [
+        ("quentin", "quentin@example.com"), ("quinn", "quinn@example.com")]  # not qora
+    for message in messages:
+        assert message.instance_id == complaint.instance_id
+        assert message.subject.startswith("A task for the Quality Manager: ")
+        assert complaint.reference in message.subject and classify.title in message.body
+        assert "SECRET" not in message.body and "Ann" not in message.body
     assert mail_of(db, "task_assigned") == []
+
+    runtime.clear_caches()  # a later step on a cold workflow does not tell them again
+    with unit_of_work(db) as uow:
+        instances.fire_due_timers(uow, complaint.instance_id, SYSTEM)
+    assert len(mail_of(db, "task_offered")) == 2
+
+
+def test_the_role_holder_whose_step_offered_the_task_is_not_mailed(db, manual_clock):
+    complaint = record(db)
+    task = task_of(db, complaint, "log")
+    with unit_of_work(db) as uow:
+        instances.complete_task(uow, task.id, {"owner": "owen", "personal_data_involved": False},
+                                Actor("quinn", frozenset({"staff", "quality_manager"})))
+    assert [m.recipient for m in mail_of(db, "task_offered")] == ["quentin"]
+
+
+def test_a_security_assessment_offered_to_the_officer_mails_them(db, manual_clock):
+    complaint = record(db)
+    complete(db, complaint, "log", {"owner": "owen", "personal_data_involved": True})
+    assert task_of(db, complaint, "assess").role == "information_security_officer"
+    assert ("isla", "isla@example.com") in [
+        (m.recipient, m.to_address) for m in mail_of(db, "task_offered")]
+
+
+def test_the_offered_task_mail_is_queued_in_the_step_that_offers_it(db, manual_clock):
+    complaint = record(db)
+    task = task_of(db, complaint, "log")
+    with pytest.raises(RuntimeError), unit_of_work(db) as uow:
+        instances.complete_task(uow, task.id, {"owner": "owen", "personal_data_involved": False},
+                                EVERYONE)
+        assert len(uow.session.scalars(select(OutboxMessage)).all()) == 2
+        raise RuntimeError("the step rolls back")
+    assert mail_of(db, "task_offered") == []
 
 
 def test_an_assignee_without_an_email_address_gets_no_mail(db, manual_clock):
@@ -128,7 +181,8 @@ def test_the_assignment_mail_is_queued_in_the_step_that_assigns(db, manual_clock
     task = task_of(db, complaint, "classify")
     with pytest.raises(RuntimeError), unit_of_work(db) as uow:
         instances.complete_task(uow, task.id, {"classification": "minor"}, EVERYONE)
-        assert len(uow.session.scalars(select(OutboxMessage)).all()) == 1
+        assert len(uow.session.scalars(select(OutboxMessage).where(
+            OutboxMessage.kind == "task_assigned")).all()) == 1
         raise RuntimeError("the step rolls back")
     assert mail_of(db, "task_assigned") == []
 
@@ -182,7 +236,9 @@ def test_the_digest_is_one_message_per_user_listing_their_overdue_and_due_soon_t
     assert notifications.queue_due_digests(db) == 0  # at most one a day
     manual_clock.advance(hours=3)
     assert notifications.queue_due_digests(db) == 0
-    assert outbox.deliver_due(db) == 4  # the digests and owen's two "a task for you"
+    # The digests, owen's two "a task for you", and "a task for the Quality Manager" to
+    # quinn and quentin for each of the three cases' classification.
+    assert outbox.deliver_due(db) == 2 + 2 + 3 * 2
     digests = [m for m in mail_server.messages
                if m["Subject"].startswith("Your complaints tasks")]
     assert sorted(m["To"] for m in digests) == ["owen@example.com", "sam@example.com"]

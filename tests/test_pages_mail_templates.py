@@ -72,10 +72,10 @@ def saved(db) -> list[MailTemplate]:
 def test_the_list_shows_each_template_its_purpose_and_current_version(app, db, manual_clock):
     pat = signed_in(app, "pat")
     html = get(pat, "/definitions/mail")
-    for name in ("acknowledgement", "task_assigned", "task_digest"):
+    for name in ("acknowledgement", "task_assigned", "task_offered", "task_digest"):
         assert f'href="/definitions/mail/{name}"' in html
     assert "To the complainant when a complaint" in html
-    assert html.count("as shipped") == 3
+    assert html.count("as shipped") == 4
     post(pat, EDIT, {"text": THANKS, "change_note": "Shorter text", "action": "save"}, 303)
     html = get(pat, "/definitions/mail")
     row = re.search(r'href="/definitions/mail/acknowledgement".*?</tr>', html, re.S).group(0)
