@@ -92,7 +92,7 @@ def split_template(source: str) -> tuple[str, str, int]:
 #: must render with every one of them to be deployed or saved, and the first is the
 #: preview's. Nothing here is real personal data.
 _SAMPLE_TASK = {"title": "Resolve the complaint", "reference": "CMP-2026-000042",
-                "due_at": "Thu 24 Dec 2026, 17:00"}
+                "due_at": "Thu 24 Dec 2026, 17:00", "role": None}
 SAMPLE_VALUES: dict[str, tuple[dict[str, Any], ...]] = {
     "acknowledgement": (
         {"reference": "CMP-2026-000042", "complainant_name": "Ann Example",
@@ -114,10 +114,13 @@ SAMPLE_VALUES: dict[str, tuple[dict[str, Any], ...]] = {
     "task_digest": (
         {"username": "owen", "overdue": [_SAMPLE_TASK],
          "due_soon": [{"title": "Send the final response", "reference": "CMP-2026-000040",
-                       "due_at": "Fri 08 Jan 2027, 17:00"}]},
-        {"username": "owen", "overdue": [],
-         "due_soon": [{"title": "Review the process definition", "reference": None,
-                       "due_at": "Mon 11 Jan 2027, 17:00"}]},
+                       "due_at": "Fri 08 Jan 2027, 17:00", "role": None}]},
+        {"username": "quinn", "overdue": [],
+         "due_soon": [{"title": "Review the escalated complaint",
+                       "reference": "CMP-2026-000041", "due_at": "Mon 11 Jan 2027, 17:00",
+                       "role": "Quality Manager"},
+                      {"title": "Review the process definition", "reference": None,
+                       "due_at": "Mon 11 Jan 2027, 17:00", "role": None}]},
     ),
 }
 

@@ -42,7 +42,8 @@ PURPOSES = {
     "task_offered": "To each holder of a role (Operations Director, Quality Manager, "
                     "Senior Management, Information Security Officer, process owner) "
                     "when a task is offered to that role.",
-    "task_digest": "To a staff member once a day (from 07:00) when their tasks are "
+    "task_digest": "To a staff member once a day (from 07:00) when their tasks, or "
+                   "tasks waiting for a role they hold (as for task_offered), are "
                    "overdue or due soon.",
 }
 VALUES = {
@@ -51,7 +52,8 @@ VALUES = {
     "task_offered": "username, task_title, role (e.g. Quality Manager), reference (may be "
                     "none), due_at (may be empty)",
     "task_digest": "username, overdue and due_soon (lists of tasks with title, reference, "
-                   "due_at)",
+                   "due_at, and role: none for the user's own tasks, else the role the "
+                   "task waits for, e.g. Quality Manager)",
 }
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_]{0,79}")
 MAX_TEXT_CHARS = 100_000

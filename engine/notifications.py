@@ -20,7 +20,8 @@
   a definition review. Tasks offered to all staff send nothing: that would be a storm.
   The user whose step created the task is not mailed about it.
 * **One digest per user and day** (``queue_due_digests``, run by the worker) listing
-  their tasks (assigned to them or claimed by them) that are overdue or due soon.
+  their tasks that are overdue or due soon: assigned to them, claimed by them, or
+  waiting unclaimed for a role of ``OFFERED_TASK_ROLES`` they hold.
 
 Staff mails name the task, the reference and the due time, never case details.
 Each message has a ``dedupe_key``, so a retried step or a second worker never queues
@@ -230,21 +231,43 @@ def digest_key(username: str, day: str) -> str:
 
 
 def _due_tasks_by_user(conn: Connection, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Each user's overdue and due-soon tasks: assigned to them, claimed by them, or
+    waiting unclaimed for a role of OFFERED_TASK_ROLES they hold (``role`` says which)."""
     rows = conn.execute(
         select(HumanTask.id, HumanTask.title, HumanTask.assignee, HumanTask.claimed_by,
-               HumanTask.due_at, HumanTask.created_at, Complaint.reference)
+               HumanTask.role, HumanTask.due_at, HumanTask.created_at, Complaint.reference)
         .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
         .where(HumanTask.state == "ready", HumanTask.due_at.is_not(None),
-               or_(HumanTask.assignee.is_not(None), HumanTask.claimed_by.is_not(None)))
+               or_(HumanTask.assignee.is_not(None), HumanTask.claimed_by.is_not(None),
+                   HumanTask.role.in_(sorted(OFFERED_TASK_ROLES))))
         .order_by(HumanTask.due_at, HumanTask.id)).all()
+    holders: dict[str, list[str]] | None = None
     tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         state = time_state(row.due_at, row.created_at, now)
-        if state:
-            tasks[row.assignee or row.claimed_by].append({
-                "id": row.id, "title": row.title, "reference": row.reference,
-                "due_at": mail.local_time(row.due_at), "state": state})
+        if not state:
+            continue
+        task = {"id": row.id, "title": row.title, "reference": row.reference,
+                "due_at": mail.local_time(row.due_at), "state": state, "role": None}
+        if row.assignee or row.claimed_by:
+            tasks[row.assignee or row.claimed_by].append(task)
+            continue
+        if holders is None:
+            holders = _holders_of(conn, OFFERED_TASK_ROLES)
+        for username in holders.get(row.role, ()):
+            tasks[username].append({**task, "role": role_label(row.role)})
     return tasks
+
+
+def _holders_of(conn: Connection, roles: frozenset[str]) -> dict[str, list[str]]:
+    """The active users holding each of ``roles``."""
+    holders: dict[str, list[str]] = defaultdict(list)
+    for username, role in conn.execute(
+            select(User.username, UserRole.role).join(UserRole, UserRole.user_id == User.id)
+            .where(UserRole.role.in_(sorted(roles)), User.active.is_(True))
+            .order_by(User.username)):
+        holders[role].append(username)
+    return holders
 
 
 def queue_due_digests(engine: Engine, now: datetime | None = None) -> int:

@@ -118,7 +118,8 @@ def test_every_mail_template_of_the_policy_has_a_subject_and_compiles():
 
 
 def test_each_template_renders_with_the_values_its_sender_gives():
-    task = {"title": "Resolve", "reference": "CMP-2026-000001", "due_at": "Thu 24 Dec 2026"}
+    task = {"title": "Resolve", "reference": "CMP-2026-000001", "due_at": "Thu 24 Dec 2026",
+            "role": None}
     examples = {
         "acknowledgement": {"reference": "CMP-2026-000001", "complainant_name": "Ann",
                             "received_on": "Monday 21 December 2026"},

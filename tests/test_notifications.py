@@ -41,15 +41,18 @@ def actor(username):
 
 @pytest.fixture
 def db(db, tmp_path):
-    """The register test process, with a due time on the Complaint Owner's task."""
+    """The register test process, with due times on the Complaint Owner's and the Quality
+    Manager's tasks."""
     process = tmp_path / "process"
     shutil.copytree(FIXTURES / "register", process)
     bpmn = process / "complaint_handling.bpmn"
-    marker = '<spiffworkflow:property name="formJsonSchemaFilename" value="resolve.json"/>'
     text = bpmn.read_text()
-    assert marker in text
-    bpmn.write_text(text.replace(marker, marker + '<spiffworkflow:property name="dueAt" '
-                                 'value="deadlines[&quot;acknowledge_by&quot;]"/>'))
+    for form in ("resolve.json", "classify.json"):  # the owner's and the QM's tasks
+        marker = f'<spiffworkflow:property name="formJsonSchemaFilename" value="{form}"/>'
+        assert marker in text
+        text = text.replace(marker, marker + '<spiffworkflow:property name="dueAt" '
+                            'value="deadlines[&quot;acknowledge_by&quot;]"/>')
+    bpmn.write_text(text)
     with unit_of_work(db) as uow:
         for username, (roles, email) in USERS.items():
             create_user(uow.session, username, "correct horse battery", roles, email=email)
@@ -246,6 +249,37 @@ def test_the_digest_is_one_message_per_user_listing_their_overdue_and_due_soon_t
     manual_clock.advance(days=1)
     assert notifications.queue_due_digests(db) == 2  # the next day, still overdue
     assert len(mail_of(db, "task_digest")) == 4
+
+
+def test_an_unclaimed_task_waiting_for_a_role_is_in_each_holders_digest(db, manual_clock):
+    complaint = record(db)
+    complete(db, complaint, "log", {"owner": "owen", "personal_data_involved": False})
+    classify = task_of(db, complaint, "classify")
+    assert (classify.role, classify.assignee, classify.claimed_by) == (
+        "quality_manager", None, None)
+    manual_clock.set(classify.due_at + timedelta(hours=1))
+    assert manual_clock.now().astimezone(LONDON).hour >= notifications.DIGEST_HOUR
+
+    assert notifications.queue_due_digests(db) == 2  # quinn, quentin; qora has no address
+    digests = mail_of(db, "task_digest")
+    assert [m.recipient for m in digests] == ["quentin", "quinn"]
+    for digest in digests:
+        assert digest.subject == "Your complaints tasks: 1 overdue, 0 due soon"
+        assert f"{classify.title} ({complaint.reference}), waiting for the Quality Manager" \
+            in digest.body
+        assert "SECRET" not in digest.body and "Ann" not in digest.body
+
+
+def test_a_role_task_once_claimed_is_only_in_the_claimants_digest(db, manual_clock):
+    complaint = record(db)
+    complete(db, complaint, "log", {"owner": "owen", "personal_data_involved": False})
+    classify = task_of(db, complaint, "classify")
+    with unit_of_work(db) as uow:
+        instances.claim_task(uow, classify.id, actor("quinn"))
+    manual_clock.set(classify.due_at + timedelta(hours=1))
+    assert notifications.queue_due_digests(db) == 1
+    [digest] = mail_of(db, "task_digest")
+    assert digest.recipient == "quinn" and "waiting for the" not in digest.body
 
 
 def test_a_task_due_soon_is_in_the_digest(db, manual_clock):
