@@ -111,7 +111,7 @@ def inbox() -> str:
                 state=state or None, now=now, due_soon_share=DUE_SOON_SHARE,
                 limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         rows, total = fetch(page)
-        pages = max(1, -(-total // PAGE_SIZE))
+        pages = queries.page_count(total, PAGE_SIZE)
         if page > pages:  # past the end (tasks were done meanwhile): show the last page
             page = pages
             rows, total = fetch(page)

@@ -36,6 +36,7 @@ from engine.register import record_reads
 from engine.roles import ROLES
 from web.auth import current_actor
 from web.db import uow
+from web.queries import page_count
 
 bp = Blueprint("instance_pages", __name__)
 
@@ -121,7 +122,7 @@ def instances() -> tuple[str, int]:
         return url_for("instance_pages.instances") + "?" + urlencode(values)
 
     html = render_template("instances.html", rows=rows, total=total, page=page,
-                           pages=max(1, -(-total // INSTANCE_PAGE_SIZE)), given=given,
+                           pages=page_count(total, INSTANCE_PAGE_SIZE), given=given,
                            errors=errors, statuses=STATUSES, versions=versions,
                            page_url=page_url)
     return html, 400 if errors else 200

@@ -20,6 +20,11 @@ from engine.models import Complaint, HumanTask, ProcessInstance
 log = logging.getLogger(__name__)
 
 
+def page_count(total: int, page_size: int) -> int:
+    """How many pages of ``page_size`` rows ``total`` rows fill (at least one)."""
+    return max(1, -(-total // page_size))
+
+
 def database_answers(url: str | None = None) -> bool:
     """True when the database at ``url`` (default: the configured one) answers ``SELECT 1``.
 

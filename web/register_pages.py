@@ -47,6 +47,7 @@ from engine.register_queries import (
 from web.auth import current_actor
 from web.db import uow
 from web.owner_pages import owner_choices
+from web.queries import page_count
 
 bp = Blueprint("register_pages", __name__)
 # The ISMS marking of every page of complaint records (templates/classification_marking.html).
@@ -138,7 +139,7 @@ def register() -> tuple[str, int]:
         owner_names = owners(work.session, actor)
         html = render_template(
             "register.html", entries=entries, total=total, page=page,
-            pages=max(1, -(-total // PAGE_SIZE)), given=given, errors=errors,
+            pages=page_count(total, PAGE_SIZE), given=given, errors=errors,
             statuses=STATUSES, classifications=CLASSIFICATIONS, channels=CHANNELS,
             owners=owner_names, page_size=PAGE_SIZE,
             page_url=lambda n: url_for("register_pages.register") + "?"
