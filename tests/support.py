@@ -38,6 +38,15 @@ def seeded_database(
     return engine
 
 
+def deploy(engine: Engine, directory: Path, actor: Actor | None = None,
+           note: str | None = None):
+    """Deploy ``directory`` in a commit of its own; the deploy result (it must be ok)."""
+    with unit_of_work(engine) as uow:
+        result = deploy_directory(uow.session, directory, actor, note)
+    assert result.ok, [str(p) for p in result.problems]
+    return result
+
+
 def test_app() -> Flask:
     """The web app as the tests use it (the database comes from the settings)."""
     from web import create_app

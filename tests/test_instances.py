@@ -27,6 +27,7 @@ from engine.errors import Conflict, Forbidden, InvalidData, NotFound
 from engine.models import AuditEvent, HumanTask, ProcessInstance
 from engine.roles import ROLES
 
+from . import support
 from .conftest import FIXTURES
 
 STAFF = Actor("sam", frozenset({"staff"}))
@@ -36,10 +37,7 @@ EVERYONE = Actor("root", frozenset(ROLES))
 
 
 def deploy(db, directory: Path, note: str | None = None):
-    with unit_of_work(db) as uow:
-        result = deploy_directory(uow.session, directory, EVERYONE, note)
-    assert result.ok, [str(p) for p in result.problems]
-    return result
+    return support.deploy(db, directory, EVERYONE, note)
 
 
 def start(db, manual_clock, process_id="complaint_like", **data):

@@ -17,13 +17,13 @@ from engine import instances, mail, mail_templates, register  # noqa: F401 - imp
 from engine.audit import Actor
 from engine.db import unit_of_work
 from engine.definition_files import load_directory
-from engine.deploy import deploy_directory
 from engine.errors import Conflict, Forbidden, InvalidData, NotFound
 from engine.models import AuditEvent, MailTemplate, OutboxMessage
 from engine.roles import ROLES
 from engine.settings import PROJECT_ROOT
 
 from .conftest import FIXTURES
+from .support import deploy
 
 PAT = Actor("pat", frozenset({"process_owner"}))
 ADA = Actor("ada", frozenset({"admin"}))
@@ -39,9 +39,7 @@ NOTE = "Shorter acknowledgement, agreed with the Quality Manager"
 
 @pytest.fixture
 def deployed(db):
-    with unit_of_work(db) as uow:
-        result = deploy_directory(uow.session, FIXTURES / "register", EVERYONE)
-    assert result.ok, [str(p) for p in result.problems]
+    deploy(db, FIXTURES / "register", EVERYONE)
     return db
 
 

@@ -14,12 +14,12 @@ from engine import instances, mail, register  # noqa: F401 - instances first: im
 from engine.audit import Actor
 from engine.db import unit_of_work
 from engine.definition_files import load_directory
-from engine.deploy import deploy_directory
 from engine.models import AuditEvent, OutboxMessage
 from engine.roles import ROLES
 from engine.settings import PROJECT_ROOT
 
 from .conftest import FIXTURES
+from .support import deploy
 
 STAFF = Actor("sam", frozenset({"staff"}))
 EVERYONE = Actor("root", frozenset(ROLES))
@@ -37,9 +37,7 @@ COMPLAINANT = {"name": "Ann Example", "email": "ann.private@example.org",
 
 @pytest.fixture
 def deployed(db):
-    with unit_of_work(db) as uow:
-        result = deploy_directory(uow.session, FIXTURES / "register", EVERYONE)
-    assert result.ok, [str(p) for p in result.problems]
+    deploy(db, FIXTURES / "register", EVERYONE)
     return db
 
 

@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 from engine import cli, documents, mailgate
 from engine.audit import Actor
 from engine.db import unit_of_work
-from engine.deploy import deploy_directory
 from engine.errors import InvalidData
 from engine.models import AuditEvent, Complaint, Document
 from engine.roles import ROLES
 
 from .conftest import FIXTURES
+from .support import deploy
 
 GATE = Actor("mailgate", frozenset({"staff"}))
 EVERYONE = Actor("root", frozenset(ROLES))
@@ -52,9 +52,7 @@ def evidence(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def deployed(db, evidence, manual_clock):
-    with unit_of_work(db) as uow:
-        result = deploy_directory(uow.session, FIXTURES / "register", EVERYONE)
-    assert result.ok, [str(p) for p in result.problems]
+    deploy(db, FIXTURES / "register", EVERYONE)
     return db
 
 

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from engine import instances, outbox, register  # noqa: F401 - instances first: import order
 from engine.audit import Actor
 from engine.db import get_engine, unit_of_work
-from engine.deploy import deploy_directory
 from engine.errors import Conflict, Forbidden, NotFound
 from engine.models import AuditEvent, OutboxMessage
 from engine.roles import ROLES
 
 from .conftest import FIXTURES
 from .mail_server import free_port, mail_server_fixture  # noqa: F401 - a fixture
+from .support import deploy
 
 STAFF = Actor("sam", frozenset({"staff"}))
 ADMIN = Actor("ada", frozenset({"admin"}))
@@ -41,9 +41,7 @@ def intake(**changes):
 
 @pytest.fixture
 def deployed(db):
-    with unit_of_work(db) as uow:
-        result = deploy_directory(uow.session, FIXTURES / "register", EVERYONE)
-    assert result.ok, [str(p) for p in result.problems]
+    deploy(db, FIXTURES / "register", EVERYONE)
     return db
 
 
