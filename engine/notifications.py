@@ -135,6 +135,11 @@ _ROLE_HOLDERS = Prepared(
     .where(UserRole.role == bindparam("role"), User.active.is_(True), User.email.is_not(None))
     .order_by(User.username)
 )
+def _role_holders(conn: Connection, role: str) -> list[tuple[str, str]]:
+    """(username, e-mail address) of the active holders of ``role`` who have an address."""
+    return _ROLE_HOLDERS.all(conn, {"role": role})
+
+
 _OFFERED_TASK = Prepared(
     select(HumanTask.title, HumanTask.due_at, HumanTask.instance_id, Complaint.reference)
     .outerjoin(Complaint, Complaint.instance_id == HumanTask.instance_id)
@@ -156,7 +161,7 @@ def _tell_role_holders(conn: Connection, ref: InstanceRef, workflow: BpmnWorkflo
             continue
         title, due_at, instance_id, reference = task
         reference = reference or (recording["reference"] if recording else None)
-        for username, email in _ROLE_HOLDERS.all(conn, {"role": role}):
+        for username, email in _role_holders(conn, role):
             if actor is not None and username == actor.username:
                 continue  # they made the step and see the task in its answer
             message = mail.render("task_offered", {
@@ -241,7 +246,7 @@ def _due_tasks_by_user(conn: Connection, now: datetime) -> dict[str, list[dict[s
                or_(HumanTask.assignee.is_not(None), HumanTask.claimed_by.is_not(None),
                    HumanTask.role.in_(sorted(OFFERED_TASK_ROLES))))
         .order_by(HumanTask.due_at, HumanTask.id)).all()
-    holders: dict[str, list[str]] | None = None
+    holders: dict[str, list[str]] = {}  # role -> usernames, read when first needed
     tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         state = time_state(row.due_at, row.created_at, now)
@@ -252,22 +257,11 @@ def _due_tasks_by_user(conn: Connection, now: datetime) -> dict[str, list[dict[s
         if row.assignee or row.claimed_by:
             tasks[row.assignee or row.claimed_by].append(task)
             continue
-        if holders is None:
-            holders = _holders_of(conn, OFFERED_TASK_ROLES)
-        for username in holders.get(row.role, ()):
+        if row.role not in holders:
+            holders[row.role] = [username for username, _ in _role_holders(conn, row.role)]
+        for username in holders[row.role]:
             tasks[username].append({**task, "role": role_label(row.role)})
     return tasks
-
-
-def _holders_of(conn: Connection, roles: frozenset[str]) -> dict[str, list[str]]:
-    """The active users holding each of ``roles``."""
-    holders: dict[str, list[str]] = defaultdict(list)
-    for username, role in conn.execute(
-            select(User.username, UserRole.role).join(UserRole, UserRole.user_id == User.id)
-            .where(UserRole.role.in_(sorted(roles)), User.active.is_(True))
-            .order_by(User.username)):
-        holders[role].append(username)
-    return holders
 
 
 def queue_due_digests(engine: Engine, now: datetime | None = None) -> int:

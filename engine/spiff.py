@@ -178,12 +178,8 @@ class _StateWriter:
         dct["parent_task_id"] = str(subprocess.parent_task_id)
         dct["spec"] = subprocess.spec.name
         dct["typename"] = self.typenames[type(subprocess)]
-        if not subprocess.completed:
-            return dct
-        fragment = orjson.Fragment(orjson.dumps(dct, default=self.default,
-                                                option=_ORJSON_OPTIONS))
-        subprocess.__dict__["_completed_json"] = (key, fragment)
-        return fragment
+        return self._encoded(subprocess, "_completed_json", key, dct) \
+            if subprocess.completed else dct
 
     def _task(self, task: Task):
         finished = task._state & _FINISHED
@@ -217,11 +213,13 @@ class _StateWriter:
             "delta": delta,
             "typename": self.task_typename,
         }
-        if not finished:
-            return dct
+        return self._encoded(task, "_finished_json", key, dct) if finished else dct
+
+    def _encoded(self, obj, slot: str, key: tuple, dct: dict) -> orjson.Fragment:
+        """``dct`` encoded, kept on ``obj`` under ``key`` for the next saves."""
         fragment = orjson.Fragment(orjson.dumps(dct, default=self.default,
                                                 option=_ORJSON_OPTIONS))
-        task.__dict__["_finished_json"] = (key, fragment)
+        obj.__dict__[slot] = (key, fragment)
         return fragment
 
 
