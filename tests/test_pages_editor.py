@@ -12,37 +12,20 @@ import pytest
 from sqlalchemy import select
 
 from engine import instances  # noqa: F401 - imported before register (import order)
-from engine.audit import Actor
-from engine.db import get_engine, unit_of_work
-from engine.deploy import deploy_directory
+from engine.db import unit_of_work
 from engine.models import ProcessDefinition
-from engine.roles import ROLES
 from engine.settings import PROJECT_ROOT
-from engine.users import create_user
 
 from .conftest import FIXTURES
-from .support import test_app
-from .test_drafts import scenario_counts
+from .support import seeded_database, sign_in, test_app
+from .test_drafts import MAIN, NOTE, STAGE, SYSTEM, THREE, TWO, scenario_counts
 
-PASSWORD = "correct horse battery"
 USERS = {"paul": ["staff", "process_owner"], "ada": ["admin"], "sam": ["staff"]}
-MAIN = "complaint_handling"
-STAGE = "receipt_and_logging.bpmn"
-THREE = '"acknowledge_by": add_business_days(received_at, 3)'
-TWO = '"acknowledge_by": add_business_days(received_at, 2)'
-NOTE = "Acknowledge within 2 working days (was 3): the 2027 policy says so."
 
 
 @pytest.fixture
 def db(db_url):
-    engine = get_engine(db_url)
-    with unit_of_work(engine) as uow:
-        for username, roles in USERS.items():
-            create_user(uow.session, username, PASSWORD, roles)
-        result = deploy_directory(uow.session, PROJECT_ROOT / "processes",
-                                  Actor("root", frozenset(ROLES)))
-    assert result.ok
-    return engine
+    return seeded_database(db_url, USERS, [PROJECT_ROOT / "processes"], SYSTEM)
 
 
 @pytest.fixture
@@ -56,12 +39,7 @@ def token_of(client, path="/login") -> str:
 
 
 def signed_in(app, username):
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": token})
-    assert response.status_code == 302
+    client = sign_in(app.test_client(), username)
     client.csrf = token_of(client, "/")
     return client
 

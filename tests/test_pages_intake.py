@@ -17,7 +17,7 @@ from web import create_app
 from web.intake import local_text
 
 from .conftest import FIXTURES
-from .support import csrf_token
+from .support import csrf_token, sign_in
 
 PASSWORD = "correct horse battery"
 EVERYONE = Actor("root", frozenset(ROLES))
@@ -36,11 +36,7 @@ def app(db_url, manual_clock):
 
 
 def signed_in(app, username="sam"):
-    client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": csrf_token(client, "/login")})
-    assert response.status_code == 302
-    return client
+    return sign_in(app.test_client(), username)
 
 
 def complaints(db_url) -> list[Complaint]:

@@ -15,7 +15,7 @@ from engine.models import AuditEvent, MailTemplate
 from engine.settings import PROJECT_ROOT
 
 from . import support
-from .support import PASSWORD, csrf_token, seeded_database
+from .support import csrf_token, seeded_database, sign_in
 
 USERS = {"pat": ["process_owner"], "ada": ["admin"], "sam": ["staff"],
          "quinn": ["staff", "quality_manager"]}
@@ -38,11 +38,7 @@ def app(db):
 
 
 def signed_in(app, username):
-    client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": PASSWORD,
-                                           "csrf_token": csrf_token(client)})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
+    return sign_in(app.test_client(), username)
 
 
 def get(client, path, status=200) -> str:
